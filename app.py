@@ -1,0 +1,219 @@
+"""Contact Notes API: routes only. Each view parses, calls one service function, shapes the reply."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from chalice import Chalice
+from chalice.app import AuthRequest, AuthResponse, Request, Response
+
+from chalicelib import services
+from chalicelib.auth import InvalidToken, verify_token
+from chalicelib.config import ConfigError
+from chalicelib.errors import BY_STATUS, AppError, BadRequest, Misconfigured
+from chalicelib.runtime import settings
+from chalicelib.schemas import ContactIn, ContactPatch, NoteCreate, NoteIn, PageQuery, RegisterIn, TokenForm
+from chalicelib.web import (
+    FORM_TYPES,
+    JSON_TYPES,
+    SECURITY_HEADERS,
+    etag,
+    handle_errors,
+    if_match_version,
+    json_response,
+    parse,
+    problem_response,
+    read_form,
+    read_json_object,
+    logger,
+    request_id,
+    unauthorized_error,
+)
+
+API = "/api/v1"
+app = Chalice(app_name="contact-notes")
+app.api.cors = False
+
+
+@app.authorizer(ttl_seconds=300)
+def jwt_auth(auth_request: AuthRequest) -> AuthResponse:
+    """Verify the bearer token alone (no database call); allow every route (cached per token)."""
+    try:
+        principal = verify_token(settings(), auth_request.token or "")
+    except InvalidToken:
+        raise unauthorized_error() from None
+    context = {"user_id": principal.user_id, "owner_id": principal.owner_id}
+    return AuthResponse(routes=["*"], principal_id=principal.user_id, context=context)
+
+
+def _request() -> Request:
+    return app.current_request  # type: ignore[no-any-return]
+
+
+def route(path: str, methods: list[str], *, public: bool = False, content_types: list[str] | None = None) -> Callable[..., Any]:
+    """Register a view under /api/v1 with the error boundary and, unless public, the authorizer."""
+
+    def register(view: Callable[..., Response]) -> Callable[..., Response]:
+        app.route(
+            API + path,
+            methods=methods,
+            authorizer=None if public else jwt_auth,
+            content_types=content_types or JSON_TYPES,
+        )(handle_errors(view, _request))
+        return view
+
+    return register
+
+
+@app.middleware("http")
+def edge_headers(event: Request, get_response: Callable[[Request], Response]) -> Response:
+    """Every answer carries its request id and safe headers; Chalice's own errors become problems."""
+    try:
+        settings()
+    except ConfigError:
+        logger.exception("refusing requests: invalid configuration", extra={"request_id": request_id(event)})
+        response = problem_response(Misconfigured("The service is not configured."), event)
+    else:
+        response = get_response(event)
+    if response.status_code >= 400 and _is_chalice_error(response):
+        response = _chalice_error_as_problem(response, event)
+    response.headers.setdefault("X-Request-Id", request_id(event))
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response
+
+
+def _is_chalice_error(response: Response) -> bool:
+    return isinstance(response.body, dict) and set(response.body) == {"Code", "Message"}
+
+
+def _chalice_error_as_problem(response: Response, event: Request) -> Response:
+    error = BY_STATUS.get(response.status_code, AppError)(str(response.body["Message"]))
+    rendered = problem_response(error, event)
+    rendered.headers.update({k: v for k, v in response.headers.items() if k.lower() == "allow"})
+    return rendered
+
+
+# ---- helpers the views share ---------------------------------------------------------------
+
+
+def _owner() -> str:
+    return str(_request().context["authorizer"]["owner_id"])
+
+
+def _user() -> str:
+    return str(_request().context["authorizer"]["user_id"])
+
+
+def _json(model: type[Any]) -> Any:
+    return parse(model, read_json_object(_request(), settings().max_request_bytes))
+
+
+def _page_query() -> PageQuery:
+    params = _request().query_params or {}
+    return parse(PageQuery, dict(params), prefix="#/query")  # type: ignore[no-any-return]
+
+
+def _versioned(body: Any, status: int = 200) -> Response:
+    return json_response(body, status, etag(body.version))
+
+
+# ---- health and auth ---------------------------------------------------------------------
+
+
+@route("/health", ["GET"], public=True)
+def health() -> Response:
+    return json_response({"status": "ok"})
+
+
+@route("/auth/register", ["POST"], public=True)
+def register() -> Response:
+    return json_response(services.register(_json(RegisterIn)), 201)
+
+
+@route("/auth/token", ["POST"], public=True, content_types=FORM_TYPES)
+def token() -> Response:
+    current = settings()
+    form = parse(TokenForm, read_form(_request(), current.max_request_bytes))
+    if form.grant_type not in (None, "", "password"):
+        raise BadRequest("Only the password grant is supported.", extra={"error": "unsupported_grant_type"})
+    return json_response(services.login(current, form.username, form.password))
+
+
+@route("/auth/me", ["GET"])
+def me() -> Response:
+    return json_response(services.current_user(_user()))
+
+
+# ---- contacts ----------------------------------------------------------------------------
+
+
+@route("/contacts", ["POST"])
+def create_contact() -> Response:
+    return _versioned(services.create_contact(settings(), _owner(), _json(ContactIn)), 201)
+
+
+@route("/contacts", ["GET"])
+def list_contacts() -> Response:
+    return json_response(services.list_contacts(settings(), _owner(), _page_query()))
+
+
+@route("/contacts/{contact_id}", ["GET"])
+def get_contact(contact_id: str) -> Response:
+    return _versioned(services.get_contact(_owner(), contact_id))
+
+
+@route("/contacts/{contact_id}", ["PUT"])
+def replace_contact(contact_id: str) -> Response:
+    data = _json(ContactIn)
+    version = if_match_version(_request())
+    return _versioned(services.replace_contact(settings(), _owner(), contact_id, data, version))
+
+
+@route("/contacts/{contact_id}", ["PATCH"])
+def patch_contact(contact_id: str) -> Response:
+    data = _json(ContactPatch)
+    version = if_match_version(_request())
+    return _versioned(services.patch_contact(settings(), _owner(), contact_id, data, version))
+
+
+@route("/contacts/{contact_id}", ["DELETE"])
+def delete_contact(contact_id: str) -> Response:
+    services.delete_contact(_owner(), contact_id, if_match_version(_request()))
+    return Response(body="", status_code=204)
+
+
+# ---- notes -------------------------------------------------------------------------------
+
+
+@route("/contacts/{contact_id}/notes", ["POST"])
+def create_contact_note(contact_id: str) -> Response:
+    return _versioned(services.create_note(_owner(), contact_id, _json(NoteIn)), 201)
+
+
+@route("/contacts/{contact_id}/notes", ["GET"])
+def list_contact_notes(contact_id: str) -> Response:
+    return json_response(services.list_notes(settings(), _owner(), contact_id, _page_query()))
+
+
+@route("/notes", ["POST"])
+def create_note() -> Response:
+    return _versioned(services.create_note_flat(_owner(), _json(NoteCreate)), 201)
+
+
+@route("/notes/{note_id}", ["GET"])
+def get_note(note_id: str) -> Response:
+    return _versioned(services.get_note(_owner(), note_id))
+
+
+@route("/notes/{note_id}", ["PUT", "PATCH"])
+def update_note(note_id: str) -> Response:
+    data = _json(NoteIn)
+    return _versioned(services.update_note(_owner(), note_id, data, if_match_version(_request())))
+
+
+@route("/notes/{note_id}", ["DELETE"])
+def delete_note(note_id: str) -> Response:
+    services.delete_note(_owner(), note_id, if_match_version(_request()))
+    return Response(body="", status_code=204)

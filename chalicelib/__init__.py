@@ -1,0 +1,1 @@
+"""Contact Notes: the code the Lambda functions ship (services, persistence, auth, HTTP edge)."""

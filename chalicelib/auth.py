@@ -1,0 +1,112 @@
+"""Password hashing (argon2id via libpass) and access tokens (JWT via PyJWT)."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import jwt
+from passlib.context import CryptContext
+
+from chalicelib.config import Settings
+
+ALGORITHMS = ["HS256"]  # pinned: a token naming any other algorithm is refused
+TOKEN_TYPE = "at+jwt"  # RFC 9068 access-token media type, checked on every token
+REQUIRED_CLAIMS = ["iss", "aud", "sub", "iat", "nbf", "exp", "jti"]
+CLOCK_SKEW_SECONDS = 5
+
+
+@lru_cache(maxsize=1)
+def _password_context() -> CryptContext:
+    # OWASP's argon2id minimum: m=19 MiB, t=2, p=1.
+    return CryptContext(
+        schemes=["argon2"],
+        argon2__type="ID",
+        argon2__memory_cost=19 * 1024,
+        argon2__rounds=2,
+        argon2__parallelism=1,
+    )
+
+
+def hash_password(password: str) -> str:
+    return str(_password_context().hash(password))
+
+
+@lru_cache(maxsize=1)
+def _dummy_hash() -> str:
+    return hash_password(secrets.token_urlsafe(16))
+
+
+def verify_password(password: str, password_hash: str | None) -> bool:
+    """Check a password; with no hash (unknown user) spend the same time and fail."""
+    if password_hash is None:
+        _password_context().verify(password, _dummy_hash())
+        return False
+    try:
+        return bool(_password_context().verify(password, password_hash))
+    except ValueError:  # a corrupt stored hash must not become a 500 or a login
+        return False
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who a verified token speaks for."""
+
+    user_id: str
+    owner_id: str
+
+
+def issue_token(settings: Settings, user_id: str) -> tuple[str, int]:
+    """A signed access token for the user and its lifetime in seconds."""
+    now = int(time.time())
+    ttl = settings.access_token_ttl_seconds
+    claims = {
+        "iss": settings.jwt_issuer,
+        "aud": settings.jwt_audience,
+        "sub": user_id,
+        "iat": now,
+        "nbf": now,
+        "exp": now + ttl,
+        "jti": secrets.token_urlsafe(16),
+    }
+    token = jwt.encode(claims, settings.jwt_secret, algorithm="HS256", headers={"typ": TOKEN_TYPE})
+    return token, ttl
+
+
+class InvalidToken(Exception):
+    """The bearer token is missing, malformed, forged, expired or not meant for us."""
+
+
+def _bearer_value(authorization: str) -> str:
+    scheme, _, token = authorization.strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or " " in token:
+        raise InvalidToken("expected 'Bearer <token>'")
+    return token
+
+
+def verify_token(settings: Settings, authorization: str) -> Principal:
+    """Verify an Authorization header value; raise InvalidToken for anything but a valid token."""
+    token = _bearer_value(authorization)
+    try:
+        header = jwt.get_unverified_header(token)
+        if header.get("typ") != TOKEN_TYPE:
+            raise InvalidToken("wrong token type")
+        claims: dict[str, Any] = jwt.decode(
+            token,
+            settings.jwt_secret,
+            algorithms=ALGORITHMS,
+            audience=settings.jwt_audience,
+            issuer=settings.jwt_issuer,
+            leeway=CLOCK_SKEW_SECONDS,
+            options={"require": REQUIRED_CLAIMS, "strict_aud": True},
+        )
+    except jwt.PyJWTError as exc:
+        raise InvalidToken(str(exc)) from exc
+    subject = claims["sub"]
+    if not isinstance(subject, str) or not subject:
+        raise InvalidToken("bad subject")
+    return Principal(user_id=subject, owner_id=subject)

@@ -1,0 +1,108 @@
+"""Typed settings, read from the environment on first use (never at import time)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+Stage = Literal["local", "dev", "prod"]
+
+# Environment variable names, in one place.
+ENV_STAGE = "STAGE"
+ENV_JWT_SECRET = "JWT_SECRET"
+ENV_DYNAMODB_ENDPOINT = "DYNAMODB_ENDPOINT"
+
+MIN_SECRET_BYTES = 32
+
+
+class ConfigError(RuntimeError):
+    """The environment does not describe a runnable service."""
+
+
+class Settings(BaseModel):
+    """Everything the service reads from its environment."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    stage: Stage = "local"
+    aws_region: str = "us-east-1"
+    dynamodb_endpoint: str | None = None
+    users_table: str = "contact-notes-users"
+    contacts_table: str = "contact-notes-contacts"
+    notes_table: str = "contact-notes-notes"
+    jwt_secret: str = Field(repr=False)
+    jwt_issuer: str = "contact-notes"
+    jwt_audience: str = "contact-notes-api"
+    access_token_ttl_seconds: int = Field(default=1800, ge=60, le=86400)
+    default_phone_region: str = Field(default="US", pattern=r"^[A-Z]{2}$")
+    max_request_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
+    log_level: str = "INFO"
+
+    @field_validator("jwt_secret")
+    @classmethod
+    def _secret_long_enough(cls, value: str) -> str:
+        if len(value.encode()) < MIN_SECRET_BYTES:
+            raise ValueError(f"must be at least {MIN_SECRET_BYTES} bytes")
+        return value
+
+    @property
+    def is_local(self) -> bool:
+        return self.stage == "local"
+
+
+_FIELDS_FROM_ENV = {
+    "stage": ENV_STAGE,
+    "aws_region": "AWS_REGION",
+    "dynamodb_endpoint": ENV_DYNAMODB_ENDPOINT,
+    "users_table": "USERS_TABLE",
+    "contacts_table": "CONTACTS_TABLE",
+    "notes_table": "NOTES_TABLE",
+    "jwt_secret": ENV_JWT_SECRET,
+    "jwt_issuer": "JWT_ISSUER",
+    "jwt_audience": "JWT_AUDIENCE",
+    "access_token_ttl_seconds": "ACCESS_TOKEN_TTL_SECONDS",
+    "default_phone_region": "DEFAULT_PHONE_REGION",
+    "max_request_bytes": "MAX_REQUEST_BYTES",
+    "log_level": "LOG_LEVEL",
+}
+
+# The local stage may run without a configured secret: one is made per process, so
+# tokens simply stop working when the local server restarts.
+_LOCAL_SECRET = secrets.token_urlsafe(48)
+
+
+def load_settings(environ: dict[str, str] | None = None) -> Settings:
+    """Build settings from an environment mapping; raise ConfigError when unusable."""
+    env = os.environ if environ is None else environ
+    values: dict[str, str] = {}
+    for field, name in _FIELDS_FROM_ENV.items():
+        raw = env.get(name, "").strip()
+        if raw:
+            values[field] = raw
+    if "aws_region" not in values and env.get("AWS_DEFAULT_REGION"):
+        values["aws_region"] = env["AWS_DEFAULT_REGION"]
+    if values.get("stage", "local") == "local":
+        values.setdefault("jwt_secret", _LOCAL_SECRET)
+    try:
+        return Settings(**values)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{_FIELDS_FROM_ENV.get(str(err['loc'][0]), err['loc'][0])}: {err['msg']}"
+            for err in exc.errors(include_input=False)
+        )
+        raise ConfigError(f"invalid configuration: {problems}") from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once on first use."""
+    return load_settings()
+
+
+def reset_settings() -> None:
+    """Forget cached settings (tests and the local runner change the environment)."""
+    get_settings.cache_clear()

@@ -1,0 +1,129 @@
+"""PynamoDB models: the only code that knows the tables' shapes.
+
+Every contact and note is keyed by (owner_id, id), so no request can even name another
+owner's item. Table names, endpoint and region come from settings via `bind_models`,
+called on first use rather than at import.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pynamodb.attributes import NumberAttribute, UnicodeAttribute
+from pynamodb.indexes import AllProjection, LocalSecondaryIndex
+from pynamodb.models import Model
+
+from chalicelib.config import Settings
+
+USER_PREFIX = "USER#"
+USERNAME_PREFIX = "USERNAME#"
+EMAIL_PREFIX = "EMAIL#"
+
+
+class _BaseMeta:
+    table_name = ""
+    region = "us-east-1"
+    host: str | None = None
+    billing_mode = "PAY_PER_REQUEST"
+    connect_timeout_seconds = 2
+    read_timeout_seconds = 5
+    max_retry_attempts = 3
+
+
+class UserRecord(Model):
+    """A user (pk USER#id) or a uniqueness claim (pk USERNAME#name / EMAIL#address).
+
+    One table holds both so that registration is one transaction: the user item and both
+    claims are written together, each conditional on not existing.
+    """
+
+    class Meta(_BaseMeta):
+        pass
+
+    pk = UnicodeAttribute(hash_key=True)
+    user_id = UnicodeAttribute()
+    username = UnicodeAttribute(null=True)
+    email = UnicodeAttribute(null=True)
+    password_hash = UnicodeAttribute(null=True)
+    created_at = UnicodeAttribute(null=True)
+    updated_at = UnicodeAttribute(null=True)
+    version = NumberAttribute(default=1)
+
+
+class Contact(Model):
+    class Meta(_BaseMeta):
+        pass
+
+    owner_id = UnicodeAttribute(hash_key=True)
+    contact_id = UnicodeAttribute(range_key=True)
+    first_name = UnicodeAttribute()
+    last_name = UnicodeAttribute(null=True)
+    email = UnicodeAttribute(null=True)
+    phone = UnicodeAttribute(null=True)
+    phone_e164 = UnicodeAttribute(null=True)
+    company = UnicodeAttribute(null=True)
+    title = UnicodeAttribute(null=True)
+    created_at = UnicodeAttribute()
+    updated_at = UnicodeAttribute()
+    version = NumberAttribute(default=1)
+
+
+class NotesByContact(LocalSecondaryIndex["Note"]):
+    """A contact's notes, newest first, with strongly consistent reads (an LSI, not a GSI)."""
+
+    class Meta:
+        index_name = "by_contact"
+        projection = AllProjection()  # a list page is one Query, bodies included
+
+    owner_id = UnicodeAttribute(hash_key=True)
+    contact_note = UnicodeAttribute(range_key=True)
+
+
+class Note(Model):
+    class Meta(_BaseMeta):
+        pass
+
+    owner_id = UnicodeAttribute(hash_key=True)
+    note_id = UnicodeAttribute(range_key=True)
+    contact_id = UnicodeAttribute()
+    # "<contact_id>#<note_id>": the LSI sort key that groups a contact's notes by time.
+    contact_note = UnicodeAttribute()
+    body = UnicodeAttribute()
+    created_at = UnicodeAttribute()
+    updated_at = UnicodeAttribute()
+    version = NumberAttribute(default=1)
+
+    by_contact = NotesByContact()
+
+
+def contact_note_key(contact_id: str, note_id: str) -> str:
+    return f"{contact_id}#{note_id}"
+
+
+ALL_MODELS: tuple[type[Model], ...] = (UserRecord, Contact, Note)
+
+
+def bind_models(settings: Settings) -> None:
+    """Point every model at the tables, region and endpoint the settings name."""
+    names = {
+        UserRecord: settings.users_table,
+        Contact: settings.contacts_table,
+        Note: settings.notes_table,
+    }
+    for model, table_name in names.items():
+        meta: Any = model.Meta
+        meta.table_name = table_name
+        meta.region = settings.aws_region
+        meta.host = settings.dynamodb_endpoint
+        model._connection = None  # rebuilt lazily with the new Meta
+
+
+def create_tables(settings: Settings) -> list[str]:
+    """Create any missing table (idempotent); return the names it created."""
+    bind_models(settings)
+    created = []
+    for model in ALL_MODELS:
+        if not model.exists():
+            model.create_table(wait=True, billing_mode="PAY_PER_REQUEST")
+            created.append(model.Meta.table_name)
+    return created

@@ -1,0 +1,273 @@
+"""Business rules: users, contacts and notes. No HTTP here, and no DynamoDB but through store."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import phonenumbers
+from pynamodb.expressions.update import Action
+
+from chalicelib import auth, store
+from chalicelib.config import Settings
+from chalicelib.errors import NotFound, Unauthorized, ValidationFailed
+from chalicelib.ids import is_valid_id, new_id, utc_now
+from chalicelib.models import USER_PREFIX, Contact, Note, UserRecord, contact_note_key
+from chalicelib.pagination import decode_cursor, encode_cursor
+from chalicelib.schemas import (
+    ContactIn,
+    ContactOut,
+    ContactPage,
+    ContactPatch,
+    NoteCreate,
+    NoteIn,
+    NoteOut,
+    NotePage,
+    PageQuery,
+    RegisterIn,
+    TokenOut,
+    UserOut,
+)
+
+CONTACT_FIELDS = ("first_name", "last_name", "email", "phone", "company", "title")
+
+
+# ---- users ---------------------------------------------------------------------------
+
+
+def user_out(user: UserRecord) -> UserOut:
+    return UserOut(
+        id=user.user_id,
+        username=user.username or "",
+        email=user.email or "",
+        created_at=user.created_at or "",
+    )
+
+
+def register(data: RegisterIn) -> UserOut:
+    now = utc_now()
+    user_id = new_id()
+    user = UserRecord(
+        USER_PREFIX + user_id,
+        user_id=user_id,
+        username=data.username,
+        email=data.email,
+        password_hash=auth.hash_password(data.password),
+        created_at=now,
+        updated_at=now,
+        version=1,
+    )
+    store.create_user(user)
+    return user_out(user)
+
+
+def login(settings: Settings, username: str, password: str) -> TokenOut:
+    """Exchange a password for an access token; unknown user and wrong password look alike."""
+    user = store.find_user_by_username(username)
+    if not auth.verify_password(password, user.password_hash if user else None) or user is None:
+        raise Unauthorized("Incorrect username or password.")
+    token, ttl = auth.issue_token(settings, user.user_id)
+    return TokenOut(access_token=token, expires_in=ttl)
+
+
+def current_user(user_id: str) -> UserOut:
+    user = store.get_user(user_id)
+    if user is None:
+        raise Unauthorized("The account behind this token no longer exists.")
+    return user_out(user)
+
+
+# ---- contacts ------------------------------------------------------------------------
+
+
+def _phone_e164(phone: str | None, region: str) -> str | None:
+    """E.164 form of a phone number that parses and is valid; None otherwise (kept as given)."""
+    if not phone:
+        return None
+    try:
+        parsed = phonenumbers.parse(phone, region)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(parsed):
+        return None
+    return str(phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164))
+
+
+def contact_out(contact: Contact) -> ContactOut:
+    return ContactOut(
+        id=contact.contact_id,
+        first_name=contact.first_name,
+        last_name=contact.last_name,
+        email=contact.email,
+        phone=contact.phone,
+        phone_e164=contact.phone_e164,
+        company=contact.company,
+        title=contact.title,
+        created_at=contact.created_at,
+        updated_at=contact.updated_at,
+        version=int(contact.version),
+    )
+
+
+def _require(valid_id: str, what: str) -> None:
+    """An id that is not a ULID cannot exist: answer 404 without asking DynamoDB."""
+    if not is_valid_id(valid_id):
+        raise NotFound(f"{what} not found.")
+
+
+def create_contact(settings: Settings, owner_id: str, data: ContactIn) -> ContactOut:
+    now = utc_now()
+    contact = Contact(
+        owner_id,
+        new_id(),
+        **data.model_dump(),
+        phone_e164=_phone_e164(data.phone, settings.default_phone_region),
+        created_at=now,
+        updated_at=now,
+        version=1,
+    )
+    store.put_new_contact(contact)
+    return contact_out(contact)
+
+
+def get_contact(owner_id: str, contact_id: str) -> ContactOut:
+    _require(contact_id, "Contact")
+    contact = store.get_contact(owner_id, contact_id)
+    if contact is None:
+        raise NotFound("Contact not found.")
+    return contact_out(contact)
+
+
+def _contact_actions(settings: Settings, values: dict[str, Any]) -> list[Action]:
+    """SET the fields with a value, REMOVE those set to None; phone_e164 follows phone."""
+    if "phone" in values:
+        values = {**values, "phone_e164": _phone_e164(values["phone"], settings.default_phone_region)}
+    actions: list[Action] = [Contact.updated_at.set(utc_now())]
+    for name, value in values.items():
+        attribute = getattr(Contact, name)
+        actions.append(attribute.remove() if value is None else attribute.set(value))
+    return actions
+
+
+def replace_contact(
+    settings: Settings, owner_id: str, contact_id: str, data: ContactIn, if_match: int | None
+) -> ContactOut:
+    _require(contact_id, "Contact")
+    actions = _contact_actions(settings, data.model_dump())
+    return contact_out(store.update_contact(owner_id, contact_id, actions, if_match))
+
+
+def patch_contact(
+    settings: Settings, owner_id: str, contact_id: str, data: ContactPatch, if_match: int | None
+) -> ContactOut:
+    _require(contact_id, "Contact")
+    values = data.model_dump(include=data.model_fields_set)
+    if not values:
+        raise ValidationFailed("Send at least one field to change.")
+    if "first_name" in values and values["first_name"] is None:
+        raise ValidationFailed(
+            errors=[{"pointer": "#/first_name", "detail": "first_name cannot be removed"}]
+        )
+    actions = _contact_actions(settings, values)
+    return contact_out(store.update_contact(owner_id, contact_id, actions, if_match))
+
+
+def delete_contact(owner_id: str, contact_id: str, if_match: int | None) -> None:
+    """Delete the contact, then its notes, before answering.
+
+    The contact goes first so that no new note can be attached while the notes are swept
+    (note creation is conditional on the contact). If the sweep is interrupted, repeating
+    the DELETE finishes it: a missing contact still has its leftover notes swept.
+    """
+    _require(contact_id, "Contact")
+    try:
+        store.delete_contact(owner_id, contact_id, if_match)
+    except NotFound:
+        store.delete_notes_of_contact(owner_id, contact_id)
+        raise
+    store.delete_notes_of_contact(owner_id, contact_id)
+
+
+def _page_bounds(settings: Settings, owner_id: str, scope: str, query: PageQuery) -> str | None:
+    if query.cursor is None:
+        return None
+    return decode_cursor(settings.jwt_secret, owner_id, scope, query.cursor)
+
+
+def _next_cursor(settings: Settings, owner_id: str, scope: str, ids: list[str], limit: int) -> str | None:
+    """A cursor only when a further item exists (we fetched limit + 1)."""
+    if len(ids) <= limit:
+        return None
+    return encode_cursor(settings.jwt_secret, owner_id, scope, ids[limit - 1])
+
+
+def list_contacts(settings: Settings, owner_id: str, query: PageQuery) -> ContactPage:
+    after = _page_bounds(settings, owner_id, "contacts", query)
+    found = store.query_contacts(owner_id, query.limit + 1, after)
+    cursor = _next_cursor(settings, owner_id, "contacts", [c.contact_id for c in found], query.limit)
+    return ContactPage(items=[contact_out(c) for c in found[: query.limit]], next_cursor=cursor)
+
+
+# ---- notes ---------------------------------------------------------------------------
+
+
+def note_out(note: Note) -> NoteOut:
+    return NoteOut(
+        id=note.note_id,
+        contact_id=note.contact_id,
+        body=note.body,
+        created_at=note.created_at,
+        updated_at=note.updated_at,
+        version=int(note.version),
+    )
+
+
+def create_note(owner_id: str, contact_id: str, data: NoteIn) -> NoteOut:
+    _require(contact_id, "Contact")
+    now = utc_now()
+    note_id = new_id()
+    note = Note(
+        owner_id,
+        note_id,
+        contact_id=contact_id,
+        contact_note=contact_note_key(contact_id, note_id),
+        body=data.body,
+        created_at=now,
+        updated_at=now,
+        version=1,
+    )
+    store.put_new_note(note)
+    return note_out(note)
+
+
+def create_note_flat(owner_id: str, data: NoteCreate) -> NoteOut:
+    return create_note(owner_id, data.contact_id, NoteIn(body=data.body))
+
+
+def get_note(owner_id: str, note_id: str) -> NoteOut:
+    _require(note_id, "Note")
+    note = store.get_note(owner_id, note_id)
+    if note is None:
+        raise NotFound("Note not found.")
+    return note_out(note)
+
+
+def update_note(owner_id: str, note_id: str, data: NoteIn, if_match: int | None) -> NoteOut:
+    """PUT and PATCH alike: a note's only writable field is its body."""
+    _require(note_id, "Note")
+    actions: list[Action] = [Note.body.set(data.body), Note.updated_at.set(utc_now())]
+    return note_out(store.update_note(owner_id, note_id, actions, if_match))
+
+
+def delete_note(owner_id: str, note_id: str, if_match: int | None) -> None:
+    _require(note_id, "Note")
+    store.delete_note(owner_id, note_id, if_match)
+
+
+def list_notes(settings: Settings, owner_id: str, contact_id: str, query: PageQuery) -> NotePage:
+    """Two reads: the contact (404 when missing or foreign), then one Query."""
+    get_contact(owner_id, contact_id)
+    scope = "notes:" + contact_id
+    after = _page_bounds(settings, owner_id, scope, query)
+    found = store.query_notes(owner_id, contact_id, query.limit + 1, after)
+    cursor = _next_cursor(settings, owner_id, scope, [n.note_id for n in found], query.limit)
+    return NotePage(items=[note_out(n) for n in found[: query.limit]], next_cursor=cursor)

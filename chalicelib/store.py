@@ -1,0 +1,282 @@
+"""Persistence: every DynamoDB call the service makes, through the PynamoDB models.
+
+Each function is one request to DynamoDB unless its docstring says otherwise. Condition
+failures become domain errors here; throttling and outages become ServiceUnavailable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from pynamodb.connection import Connection
+from pynamodb.exceptions import PynamoDBException, TransactWriteError
+from pynamodb.expressions.condition import Condition
+from pynamodb.expressions.update import Action
+from pynamodb.transactions import TransactWrite
+
+from chalicelib.errors import Conflict, NotFound, PreconditionFailed, ServiceUnavailable
+from chalicelib.models import (
+    EMAIL_PREFIX,
+    USER_PREFIX,
+    USERNAME_PREFIX,
+    Contact,
+    Note,
+    UserRecord,
+    contact_note_key,
+)
+
+CONDITION_FAILED = "ConditionalCheckFailedException"
+_TRANSIENT = {
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "InternalServerError",
+    "ServiceUnavailable",
+    "TransactionConflictException",
+}
+
+
+@contextmanager
+def _dynamodb_errors() -> Iterator[None]:
+    """Translate DynamoDB's transient failures into a 503 the client may retry."""
+    try:
+        yield
+    except PynamoDBException as exc:
+        if exc.cause_response_code in _TRANSIENT:
+            raise ServiceUnavailable(
+                "The database is busy; retry shortly.", headers={"Retry-After": "1"}
+            ) from exc
+        raise
+
+
+def _condition_failed(exc: PynamoDBException) -> bool:
+    return exc.cause_response_code == CONDITION_FAILED
+
+
+def _transaction(model: type[Any]) -> TransactWrite:
+    # Reuse the model's connection (and its client) rather than building a new one.
+    connection: Connection = model._get_connection().connection
+    return TransactWrite(connection=connection)
+
+
+def _cancelled_at(exc: TransactWriteError) -> list[int]:
+    """Positions of the transaction items whose condition failed."""
+    reasons = exc.cancellation_reasons if exc.cause_response_code == "TransactionCanceledException" else []
+    return [i for i, reason in enumerate(reasons) if reason is not None and reason.code == "ConditionalCheckFailed"]
+
+
+# ---- users ---------------------------------------------------------------------------
+
+
+def username_key(username: str) -> str:
+    return USERNAME_PREFIX + username.lower()
+
+
+def email_key(email: str) -> str:
+    return EMAIL_PREFIX + email.lower()
+
+
+def create_user(user: UserRecord) -> None:
+    """Write the user and its username and email claims atomically (one transaction)."""
+    claims = [
+        UserRecord(username_key(user.username or ""), user_id=user.user_id),
+        UserRecord(email_key(user.email or ""), user_id=user.user_id),
+    ]
+    try:
+        with _dynamodb_errors(), _transaction(UserRecord) as txn:
+            txn.save(user, condition=UserRecord.pk.does_not_exist())
+            for claim in claims:
+                txn.save(claim, condition=UserRecord.pk.does_not_exist())
+    except TransactWriteError as exc:
+        failed = _cancelled_at(exc)
+        if 1 in failed:
+            raise Conflict("That username is already taken.") from exc
+        if 2 in failed:
+            raise Conflict("That email address is already registered.") from exc
+        raise
+
+
+def get_user(user_id: str) -> UserRecord | None:
+    with _dynamodb_errors():
+        try:
+            return UserRecord.get(USER_PREFIX + user_id, consistent_read=True)
+        except UserRecord.DoesNotExist:
+            return None
+
+
+def find_user_by_username(username: str) -> UserRecord | None:
+    """Two reads: the username claim, then the user it points to."""
+    with _dynamodb_errors():
+        try:
+            claim = UserRecord.get(username_key(username), consistent_read=True)
+        except UserRecord.DoesNotExist:
+            return None
+    return get_user(claim.user_id)
+
+
+# ---- contacts ------------------------------------------------------------------------
+
+
+def put_new_contact(contact: Contact) -> None:
+    with _dynamodb_errors():
+        contact.save(condition=Contact.contact_id.does_not_exist())
+
+
+def get_contact(owner_id: str, contact_id: str) -> Contact | None:
+    with _dynamodb_errors():
+        try:
+            return Contact.get(owner_id, contact_id, consistent_read=True)
+        except Contact.DoesNotExist:
+            return None
+
+
+def _version_condition(model: Any, expected_version: int | None) -> Condition:
+    condition = model.version.exists()
+    if expected_version is not None:
+        condition &= model.version == expected_version
+    return condition
+
+
+def update_contact(
+    owner_id: str, contact_id: str, actions: list[Action], expected_version: int | None
+) -> Contact:
+    """Apply update actions to an existing contact in one UpdateItem; return the new item."""
+    item = Contact(owner_id, contact_id)
+    try:
+        with _dynamodb_errors():
+            item.update(
+                actions=[*actions, Contact.version.add(1)],
+                condition=_version_condition(Contact, expected_version),
+            )
+    except PynamoDBException as exc:
+        if _condition_failed(exc):
+            _raise_missing_or_stale(get_contact(owner_id, contact_id) is not None, "Contact")
+        raise
+    return item
+
+
+def delete_contact(owner_id: str, contact_id: str, expected_version: int | None) -> None:
+    item = Contact(owner_id, contact_id)
+    try:
+        with _dynamodb_errors():
+            item.delete(condition=_version_condition(Contact, expected_version))
+    except PynamoDBException as exc:
+        if _condition_failed(exc):
+            _raise_missing_or_stale(get_contact(owner_id, contact_id) is not None, "Contact")
+        raise
+
+
+def _raise_missing_or_stale(exists: bool, what: str) -> None:
+    """After a failed condition: a missing item is 404, a changed one (If-Match) is 412."""
+    if exists:
+        raise PreconditionFailed(f"The {what.lower()} has changed since the version you sent.")
+    raise NotFound(f"{what} not found.")
+
+
+def query_contacts(owner_id: str, limit: int, after_id: str | None) -> list[Contact]:
+    """One Query: up to `limit` contacts, newest first, after the given id."""
+    start = {"owner_id": {"S": owner_id}, "contact_id": {"S": after_id}} if after_id else None
+    with _dynamodb_errors():
+        return list(
+            Contact.query(
+                owner_id,
+                consistent_read=True,
+                scan_index_forward=False,
+                limit=limit,
+                page_size=limit,
+                last_evaluated_key=start,
+            )
+        )
+
+
+# ---- notes ---------------------------------------------------------------------------
+
+
+def put_new_note(note: Note) -> None:
+    """One transaction: the note is written only while its contact exists."""
+    try:
+        with _dynamodb_errors(), _transaction(Note) as txn:
+            txn.condition_check(
+                Contact, note.owner_id, note.contact_id, condition=Contact.contact_id.exists()
+            )
+            txn.save(note, condition=Note.note_id.does_not_exist())
+    except TransactWriteError as exc:
+        if 0 in _cancelled_at(exc):
+            raise NotFound("Contact not found.") from exc
+        raise
+
+
+def get_note(owner_id: str, note_id: str) -> Note | None:
+    with _dynamodb_errors():
+        try:
+            return Note.get(owner_id, note_id, consistent_read=True)
+        except Note.DoesNotExist:
+            return None
+
+
+def update_note(owner_id: str, note_id: str, actions: list[Action], expected_version: int | None) -> Note:
+    item = Note(owner_id, note_id)
+    try:
+        with _dynamodb_errors():
+            item.update(
+                actions=[*actions, Note.version.add(1)],
+                condition=_version_condition(Note, expected_version),
+            )
+    except PynamoDBException as exc:
+        if _condition_failed(exc):
+            _raise_missing_or_stale(get_note(owner_id, note_id) is not None, "Note")
+        raise
+    return item
+
+
+def delete_note(owner_id: str, note_id: str, expected_version: int | None) -> None:
+    item = Note(owner_id, note_id)
+    try:
+        with _dynamodb_errors():
+            item.delete(condition=_version_condition(Note, expected_version))
+    except PynamoDBException as exc:
+        if _condition_failed(exc):
+            _raise_missing_or_stale(get_note(owner_id, note_id) is not None, "Note")
+        raise
+
+
+def query_notes(owner_id: str, contact_id: str, limit: int, after_id: str | None) -> list[Note]:
+    """One Query on the by-contact index: a contact's notes, newest first."""
+    start = None
+    if after_id:
+        start = {
+            "owner_id": {"S": owner_id},
+            "note_id": {"S": after_id},
+            "contact_note": {"S": contact_note_key(contact_id, after_id)},
+        }
+    with _dynamodb_errors():
+        return list(
+            Note.by_contact.query(
+                owner_id,
+                Note.contact_note.startswith(contact_id + "#"),
+                consistent_read=True,
+                scan_index_forward=False,
+                limit=limit,
+                page_size=limit,
+                last_evaluated_key=start,
+            )
+        )
+
+
+def delete_notes_of_contact(owner_id: str, contact_id: str) -> int:
+    """Remove every note of a contact: a keys-only Query per page and batched deletes."""
+    removed = 0
+    with _dynamodb_errors():
+        keys = Note.by_contact.query(
+            owner_id,
+            Note.contact_note.startswith(contact_id + "#"),
+            consistent_read=True,
+            attributes_to_get=["owner_id", "note_id"],
+        )
+        with Note.batch_write() as batch:
+            for note in keys:
+                batch.delete(note)
+                removed += 1
+    return removed

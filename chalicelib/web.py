@@ -1,0 +1,235 @@
+"""The HTTP edge: reading request bodies, shaping responses, and RFC 9457 problems.
+
+Every error a client can see is rendered by `problem_response`; views are wrapped by
+`handle_errors` so that no exception leaves a view as Chalice's own 500 body.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import uuid
+from collections.abc import Callable
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl
+
+from chalice.app import Request, Response
+from pydantic import BaseModel, ValidationError
+
+from chalicelib.errors import (
+    AppError,
+    BadRequest,
+    MalformedJson,
+    PayloadTooLarge,
+    PreconditionFailed,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
+
+logger = logging.getLogger("contact_notes")
+
+PROBLEM_JSON = "application/problem+json"
+JSON_TYPES = ["application/json", "application/merge-patch+json"]
+FORM_TYPES = ["application/x-www-form-urlencoded"]
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-store",
+}
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def request_id(request: Request | None) -> str:
+    """API Gateway's request id; the local gateway has none, so one is made and kept."""
+    if request is None:
+        return str(uuid.uuid4())
+    context = request.context
+    if not context.get("requestId"):
+        context["requestId"] = str(uuid.uuid4())
+    return str(context["requestId"])
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    if isinstance(body, BaseModel):
+        body = body.model_dump(mode="json")
+    return Response(
+        body=json.dumps(body, ensure_ascii=False, separators=(",", ":")),
+        status_code=status,
+        headers={"Content-Type": "application/json", **(headers or {})},
+    )
+
+
+def problem_body(error: AppError, request: Request | None) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "type": error.type_uri,
+        "title": error.title,
+        "status": error.status,
+        "detail": error.detail,
+        "instance": _instance(request),
+        "request_id": request_id(request),
+    }
+    if error.errors:
+        body["errors"] = error.errors
+    body.update(error.extra)
+    return body
+
+
+def _instance(request: Request | None) -> str | None:
+    """The path the client called (the gateway's, stage included), not the route template."""
+    if request is None:
+        return None
+    return str(request.context.get("path") or request.path)
+
+
+def problem_response(error: AppError, request: Request | None) -> Response:
+    return Response(
+        body=json.dumps(problem_body(error, request), ensure_ascii=False),
+        status_code=error.status,
+        headers={"Content-Type": PROBLEM_JSON, **error.headers},
+    )
+
+
+def handle_errors(view: Callable[..., Response], current: Callable[[], Request]) -> Callable[..., Response]:
+    """Wrap a view: AppError becomes its problem; anything else a logged, generic 500."""
+
+    @functools.wraps(view)
+    def wrapper(**kwargs: Any) -> Response:
+        request = current()
+        try:
+            return view(**kwargs)
+        except AppError as error:
+            return problem_response(error, request)
+        except Exception:
+            logger.exception(
+                "unhandled error", extra={"request_id": request_id(request), "path": request.path}
+            )
+            return problem_response(AppError("An unexpected error occurred."), request)
+
+    return wrapper
+
+
+# ---- reading requests ------------------------------------------------------------------
+
+
+def _media_type(request: Request) -> str:
+    return str(request.headers.get("content-type", "")).split(";")[0].strip().lower()
+
+
+def _raw_body(request: Request, max_bytes: int) -> bytes:
+    raw = request.raw_body or b""
+    if len(raw) > max_bytes:
+        raise PayloadTooLarge(f"The request body is larger than {max_bytes} bytes.")
+    return raw
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise ValueError(f"duplicate key {key!r}")
+        result[key] = value
+    return result
+
+
+def read_json_object(request: Request, max_bytes: int) -> dict[str, Any]:
+    """The request body as a JSON object: 415, 413, 400 or 422 when it is not one."""
+    if _media_type(request) not in JSON_TYPES:
+        raise UnsupportedMediaType("Send the body as application/json.")
+    raw = _raw_body(request, max_bytes)
+    try:
+        data = json.loads(
+            raw.decode("utf-8"), object_pairs_hook=_unique_keys, parse_constant=_reject_constant
+        )
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise MalformedJson(f"The body is not valid JSON: {_short(exc)}") from None
+    if not isinstance(data, dict):
+        raise ValidationFailed("The body must be a JSON object.")
+    return data
+
+
+def _short(exc: Exception) -> str:
+    text = str(exc) or exc.__class__.__name__
+    return text if len(text) <= 200 else text[:200] + "…"
+
+
+def read_form(request: Request, max_bytes: int) -> dict[str, str]:
+    """An application/x-www-form-urlencoded body; a repeated parameter is a 400 (RFC 6749 §3.2)."""
+    if _media_type(request) not in FORM_TYPES:
+        raise UnsupportedMediaType("Send the body as application/x-www-form-urlencoded.")
+    raw = _raw_body(request, max_bytes)
+    try:
+        pairs = parse_qsl(raw.decode("utf-8"), keep_blank_values=True, errors="strict")
+    except (UnicodeDecodeError, ValueError):
+        raise BadRequest("The form body is not valid UTF-8 form encoding.") from None
+    form: dict[str, str] = {}
+    for key, value in pairs:
+        if key in form:
+            raise BadRequest(f"The parameter {key!r} is repeated.")
+        form[key] = value
+    return form
+
+
+def validation_errors(exc: ValidationError, prefix: str = "#") -> list[dict[str, Any]]:
+    """Pydantic errors as RFC 9457 extension members: pointer, detail, type (no input echoed)."""
+    problems = []
+    for err in exc.errors(include_input=False, include_url=False):
+        pointer = prefix + "".join(f"/{part}" for part in err["loc"])
+        problems.append({"pointer": pointer, "detail": err["msg"], "type": err["type"]})
+    return problems
+
+
+def parse(model: type[M], data: dict[str, Any], prefix: str = "#") -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ValidationFailed(
+            "The request has invalid fields.", errors=validation_errors(exc, prefix)
+        ) from None
+
+
+def if_match_version(request: Request) -> int | None:
+    """The version named by If-Match ("3", W/"3" or 3); None when absent or '*'."""
+    value = request.headers.get("if-match")
+    if value is None or value.strip() == "*":
+        return None
+    text = value.strip().removeprefix("W/").strip('"')
+    if not text.isdigit() or len(text) > 18:
+        raise PreconditionFailed("If-Match must name a version this API issued, such as \"3\".")
+    return int(text)
+
+
+def etag(version: int) -> dict[str, str]:
+    return {"ETag": f'"{version}"'}
+
+
+# ---- the authorizer's denial -----------------------------------------------------------
+
+
+def unauthorized_error() -> Exception:
+    """What the authorizer raises to deny a request with 401.
+
+    API Gateway answers 401 when a TOKEN authorizer fails with the message "Unauthorized"
+    (and renders the UNAUTHORIZED gateway response from infra/). Chalice's local gateway
+    (`make run`, chalice.test.Client) would let that exception escape instead, so when it
+    is running we raise its own NotAuthorizedError, which it turns into the same 401.
+    """
+    import sys
+
+    local = sys.modules.get("chalice.local")  # present only under the local gateway
+    if local is None:
+        return Exception("Unauthorized")
+    body = {
+        "type": "urn:contact-notes:problem:unauthorized",
+        "title": "Unauthorized",
+        "status": 401,
+        "detail": "A valid bearer token is required.",
+    }
+    headers = {"Content-Type": PROBLEM_JSON, "WWW-Authenticate": "Bearer"}
+    error: Exception = local.NotAuthorizedError(headers, json.dumps(body).encode())
+    error.args = ("Unauthorized",)
+    return error

@@ -1,0 +1,269 @@
+"""Registration, tokens and the authorizer, through HTTP and the authorizer Lambda."""
+
+from __future__ import annotations
+
+import base64
+import json
+import statistics
+import time
+from typing import Any
+
+import jwt
+import pytest
+from chalice.test import Client
+
+from tests.conftest import TEST_SECRET, Api, problem
+
+
+def _token(claims: dict[str, Any] | None = None, *, drop: tuple[str, ...] = (), key: str = TEST_SECRET,
+           algorithm: str = "HS256", typ: str | None = "at+jwt", sub: str = "01M8FP1CYTGFW5FGC7TXSJ3ETH") -> str:
+    now = int(time.time())
+    body = {"iss": "contact-notes", "aud": "contact-notes-api", "sub": sub, "iat": now, "nbf": now,
+            "exp": now + 600, "jti": "abc"}
+    body.update(claims or {})
+    for name in drop:
+        body.pop(name)
+    headers = {"typ": typ} if typ else {}
+    token = jwt.encode(body, key, algorithm=algorithm, headers=headers)
+    if typ is None:  # PyJWT adds typ JWT by default; rebuild the header without it
+        header, payload, signature = token.split(".")
+        bare = base64.urlsafe_b64encode(json.dumps({"alg": algorithm}).encode()).rstrip(b"=").decode()
+        signing_input = f"{bare}.{payload}".encode()
+        import hashlib
+        import hmac
+        sig = hmac.new(key.encode(), signing_input, hashlib.sha256).digest()
+        token = f"{bare}.{payload}.{base64.urlsafe_b64encode(sig).rstrip(b'=').decode()}"
+    return token
+
+
+# ---- register ---------------------------------------------------------------------------
+
+
+def test_register_returns_the_user_without_secrets(anon: Api) -> None:
+    reply = anon.register("Ann.Lee_1", email="Ann@Example.COM")
+    assert reply.status == 201
+    user = reply.json
+    assert set(user) == {"id", "username", "email", "created_at"}
+    assert user["username"] == "Ann.Lee_1"
+    assert user["email"] == "Ann@example.com"  # domain lowercased, local part kept
+    assert user["created_at"].endswith("Z")
+    assert "hash" not in reply.body.decode().lower() and "argon" not in reply.body.decode()
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("username", "ab"),
+        ("username", "a" * 65),
+        ("username", "has space"),
+        ("username", "semi;colon"),
+        ("username", "ünïcode"),
+        ("email", "not-an-email"),
+        ("email", "a@"),
+        ("password", "short"),
+        ("password", "x" * 257),
+        ("password", 12345678),
+    ],
+)
+def test_register_rejects_invalid_fields(anon: Api, field: str, value: Any) -> None:
+    payload = {"username": "valid_name", "email": "v@example.com", "password": "long enough pw"}
+    payload[field] = value
+    body = problem(anon.post("/auth/register", payload, auth=False), 422)
+    assert [e["pointer"] for e in body["errors"]] == [f"#/{field}"]
+    assert "long enough" not in json.dumps(body)  # input is never echoed
+
+
+def test_register_accepts_boundary_lengths(anon: Api) -> None:
+    assert anon.register("abc", password="x" * 8).status == 201
+    assert anon.register("a" * 64, password="y" * 256).status == 201
+
+
+def test_register_refuses_server_fields(anon: Api) -> None:
+    payload = {"username": "mallory", "email": "m@example.com", "password": "long enough", "id": "X"}
+    body = problem(anon.post("/auth/register", payload, auth=False), 422)
+    assert body["errors"][0]["pointer"] == "#/id"
+    assert body["errors"][0]["type"] == "extra_forbidden"
+
+
+@pytest.mark.parametrize("clash", ["alice", "ALICE", "Alice"])
+def test_username_is_unique_ignoring_case(anon: Api, clash: str) -> None:
+    assert anon.register("alice", email="one@example.com").status == 201
+    body = problem(anon.register(clash, email="two@example.com"), 409)
+    assert "username" in body["detail"]
+
+
+def test_email_is_unique_ignoring_case(anon: Api) -> None:
+    assert anon.register("first", email="same@example.com").status == 201
+    body = problem(anon.register("second", email="SAME@Example.com"), 409)
+    assert "email" in body["detail"]
+    # The failed registration left no claim behind: the username is still free.
+    assert anon.register("second", email="other@example.com").status == 201
+
+
+def test_register_missing_fields(anon: Api) -> None:
+    body = problem(anon.post("/auth/register", {}, auth=False), 422)
+    assert {e["pointer"] for e in body["errors"]} == {"#/username", "#/email", "#/password"}
+
+
+# ---- token ------------------------------------------------------------------------------
+
+
+def test_token_for_correct_password(anon: Api) -> None:
+    anon.register("carol")
+    reply = anon.login("carol")
+    assert reply.status == 200
+    token = reply.json
+    assert token["token_type"] == "bearer"
+    assert token["expires_in"] == 1800
+    header = jwt.get_unverified_header(token["access_token"])
+    assert header == {"alg": "HS256", "typ": "at+jwt"}
+    claims = jwt.decode(token["access_token"], TEST_SECRET, algorithms=["HS256"], audience="contact-notes-api")
+    assert set(claims) == {"iss", "aud", "sub", "iat", "nbf", "exp", "jti"}
+    assert claims["exp"] - claims["iat"] == 1800
+    assert reply.header("cache-control") == "no-store"
+
+
+def test_token_username_is_case_insensitive(anon: Api) -> None:
+    anon.register("dave")
+    assert anon.login("DAVE").status == 200
+
+
+def test_token_accepts_password_grant_type_and_scope(anon: Api) -> None:
+    anon.register("erin")
+    form = b"grant_type=password&username=erin&password=correct+horse+battery&scope="
+    reply = anon.request("POST", "/auth/token", raw=form,
+                         headers={"content-type": "application/x-www-form-urlencoded"}, auth=False)
+    assert reply.status == 200, reply.body
+
+
+def test_wrong_password_and_unknown_user_answer_alike(anon: Api) -> None:
+    anon.register("frank")
+    wrong = anon.login("frank", "wrong password!")
+    unknown = anon.login("nobody", "wrong password!")
+    for reply in (wrong, unknown):
+        problem(reply, 401)
+        assert reply.header("www-authenticate") == "Bearer"
+    strip = lambda b: {k: v for k, v in b.items() if k not in ("request_id",)}  # noqa: E731
+    assert strip(wrong.json) == strip(unknown.json)
+
+
+def test_unknown_user_costs_a_password_verification(anon: Api) -> None:
+    """Timing must not reveal whether a username exists: both paths run argon2."""
+    anon.register("grace")
+
+    def median_seconds(username: str) -> float:
+        samples = []
+        for _ in range(5):
+            start = time.perf_counter()
+            anon.login(username, "wrong password!")
+            samples.append(time.perf_counter() - start)
+        return statistics.median(samples)
+
+    known, unknown = median_seconds("grace"), median_seconds("no_such_user")
+    # Without the dummy hash the unknown path is ~50x faster; allow generous noise.
+    assert unknown > known * 0.5, (known, unknown)
+
+
+@pytest.mark.parametrize(
+    ("form", "status"),
+    [
+        (b"username=x", 422),
+        (b"password=x", 422),
+        (b"username=&password=", 422),
+        (b"grant_type=client_credentials&username=x&password=y", 400),
+        (b"username=a&username=b&password=y", 400),
+        (b"username=%ff&password=y", 400),
+    ],
+)
+def test_token_rejects_bad_forms(anon: Api, form: bytes, status: int) -> None:
+    reply = anon.request("POST", "/auth/token", raw=form,
+                         headers={"content-type": "application/x-www-form-urlencoded"}, auth=False)
+    problem(reply, status)
+
+
+def test_unsupported_grant_names_the_oauth_error(anon: Api) -> None:
+    reply = anon.request("POST", "/auth/token", raw=b"grant_type=implicit&username=x&password=y",
+                         headers={"content-type": "application/x-www-form-urlencoded"}, auth=False)
+    assert problem(reply, 400)["error"] == "unsupported_grant_type"
+
+
+def test_token_wants_a_form(anon: Api) -> None:
+    reply = anon.post("/auth/token", {"username": "x", "password": "y"}, auth=False)
+    problem(reply, 415)
+
+
+# ---- the authorizer -----------------------------------------------------------------------
+
+
+def test_me_returns_the_current_user(alice: Api) -> None:
+    reply = alice.get("/auth/me")
+    assert reply.status == 200
+    assert reply.json == alice.user
+
+
+def test_missing_token_is_401(anon: Api) -> None:
+    assert anon.get("/auth/me").status == 401
+    assert anon.get("/contacts").status == 401
+
+
+BAD_TOKENS = {
+    "malformed": "not-a-jwt",
+    "empty bearer": "",
+    "forged": _token(key="another-secret-that-is-long-enough-0123456789"),
+    "expired": _token({"exp": int(time.time()) - 60, "iat": int(time.time()) - 700}),
+    "not yet valid": _token({"nbf": int(time.time()) + 600}),
+    "wrong audience": _token({"aud": "someone-else"}),
+    "wrong issuer": _token({"iss": "evil"}),
+    "no exp": _token(drop=("exp",)),
+    "no jti": _token(drop=("jti",)),
+    "no sub": _token(drop=("sub",)),
+    "no iat": _token(drop=("iat",)),
+    "no nbf": _token(drop=("nbf",)),
+    "plain JWT typ": _token(typ="JWT"),
+    "no typ": _token(typ=None),
+    "HS512": _token(algorithm="HS512"),
+    "alg none": jwt.encode({"sub": "x"}, key=None, algorithm="none", headers={"typ": "at+jwt"}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_TOKENS))
+def test_bad_tokens_are_401_over_http(anon: Api, name: str) -> None:
+    reply = anon.get("/auth/me", headers={"authorization": f"Bearer {BAD_TOKENS[name]}"})
+    body = problem_like_401(reply)
+    assert body["status"] == 401
+
+
+def problem_like_401(reply: Any) -> dict[str, Any]:
+    assert reply.status == 401, (reply.status, reply.body)
+    assert reply.header("www-authenticate") == "Bearer"
+    assert reply.header("content-type") == "application/problem+json"
+    return reply.json  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("header", ["Basic dXNlcjpwYXNz", "Bearer", "Token abc", "Bearer a b"])
+def test_wrong_scheme_is_401(anon: Api, header: str) -> None:
+    problem_like_401(anon.get("/contacts", headers={"authorization": header}))
+
+
+@pytest.mark.parametrize("name", sorted(BAD_TOKENS))
+def test_authorizer_lambda_denies_with_unauthorized(chalice_client: Client, name: str) -> None:
+    event = {"type": "TOKEN", "authorizationToken": f"Bearer {BAD_TOKENS[name]}",
+             "methodArn": "arn:aws:execute-api:us-east-1:123456789012:abc/api/GET/api/v1/contacts"}
+    with pytest.raises(Exception, match="^Unauthorized$"):
+        chalice_client.lambda_.invoke("jwt_auth", event)
+
+
+def test_authorizer_lambda_allows_every_route_for_a_valid_token(alice: Api, chalice_client: Client) -> None:
+    arn = "arn:aws:execute-api:us-east-1:123456789012:abc/api/GET/api/v1/contacts"
+    event = {"type": "TOKEN", "authorizationToken": f"Bearer {alice.token}", "methodArn": arn}
+    result = chalice_client.lambda_.invoke("jwt_auth", event).payload
+    assert result["principalId"] == alice.user["id"]
+    assert result["context"] == {"user_id": alice.user["id"], "owner_id": alice.user["id"]}
+    statement = result["policyDocument"]["Statement"][0]
+    assert statement["Effect"] == "Allow"
+    assert statement["Resource"] == ["arn:aws:execute-api:us-east-1:123456789012:abc/api/*/*"]
+
+
+def test_public_routes_need_no_token(anon: Api) -> None:
+    assert anon.get("/health").status == 200
+    assert anon.get("/health").json == {"status": "ok"}

@@ -22,11 +22,11 @@ from chalicelib.web import (
     handle_errors,
     if_match_version,
     json_response,
+    logger,
     parse,
     problem_response,
     read_form,
     read_json_object,
-    logger,
     request_id,
     unauthorized_error,
 )
@@ -48,10 +48,14 @@ def jwt_auth(auth_request: AuthRequest) -> AuthResponse:
 
 
 def _request() -> Request:
-    return app.current_request  # type: ignore[no-any-return]
+    request = app.current_request
+    assert request is not None, "views run only inside a request"  # noqa: S101
+    return request
 
 
-def route(path: str, methods: list[str], *, public: bool = False, content_types: list[str] | None = None) -> Callable[..., Any]:
+def route(
+    path: str, methods: list[str], *, public: bool = False, content_types: list[str] | None = None
+) -> Callable[..., Any]:
     """Register a view under /api/v1 with the error boundary and, unless public, the authorizer."""
 
     def register(view: Callable[..., Response]) -> Callable[..., Response]:
@@ -111,8 +115,8 @@ def _json(model: type[Any]) -> Any:
 
 
 def _page_query() -> PageQuery:
-    params = _request().query_params or {}
-    return parse(PageQuery, dict(params), prefix="#/query")  # type: ignore[no-any-return]
+    params: dict[str, str] = dict(_request().query_params or {})
+    return parse(PageQuery, params, prefix="#/query")
 
 
 def _versioned(body: Any, status: int = 200) -> Response:

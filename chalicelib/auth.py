@@ -14,7 +14,7 @@ from passlib.context import CryptContext
 from chalicelib.config import Settings
 
 ALGORITHMS = ["HS256"]  # pinned: a token naming any other algorithm is refused
-TOKEN_TYPE = "at+jwt"  # RFC 9068 access-token media type, checked on every token
+TOKEN_TYPE = "at+jwt"  # noqa: S105 (a media type, not a secret); RFC 9068 access-token media type, checked on every token
 REQUIRED_CLAIMS = ["iss", "aud", "sub", "iat", "nbf", "exp", "jti"]
 CLOCK_SKEW_SECONDS = 5
 

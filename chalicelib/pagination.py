@@ -40,7 +40,7 @@ def decode_cursor(secret: str, owner_id: str, scope: str, cursor: str) -> str:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
     except (binascii.Error, ValueError):
         raise InvalidCursor("The cursor is not one this API issued.") from None
-    body, tag = raw[: -_TAG_BYTES], raw[-_TAG_BYTES:]
+    body, tag = raw[:-_TAG_BYTES], raw[-_TAG_BYTES:]
     if len(raw) <= len(_VERSION) + _TAG_BYTES or not body.startswith(_VERSION):
         raise InvalidCursor("The cursor is not one this API issued.")
     try:

@@ -36,20 +36,15 @@ def _blank_to_none(value: str | None) -> str | None:
     return value or None
 
 
-def _text(max_length: int, min_length: int = 0) -> object:
-    """Trimmed single-line text of bounded length."""
-    return Annotated[
-        str,
-        StringConstraints(strip_whitespace=True, min_length=min_length, max_length=max_length),
-        AfterValidator(_single_line),
-    ]
+_TRIM = StringConstraints(strip_whitespace=True)
+_LINE = AfterValidator(_single_line)
+_ABSENT_IF_BLANK = AfterValidator(_blank_to_none)
 
-
-# Optional single-line fields: trimmed, bounded, and "" (or all blanks) stored as absent.
-Text100 = Annotated[_text(100) | None, AfterValidator(_blank_to_none)]  # type: ignore[operator]
-Text40 = Annotated[_text(40) | None, AfterValidator(_blank_to_none)]  # type: ignore[operator]
-Text200 = Annotated[_text(200) | None, AfterValidator(_blank_to_none)]  # type: ignore[operator]
-FirstName = _text(100, min_length=1)
+# Single-line text: trimmed, bounded, no control characters. Optional fields store "" as absent.
+FirstName = Annotated[str, _TRIM, StringConstraints(min_length=1, max_length=100), _LINE]
+Text100 = Annotated[Annotated[str, _TRIM, StringConstraints(max_length=100), _LINE] | None, _ABSENT_IF_BLANK]
+Text40 = Annotated[Annotated[str, _TRIM, StringConstraints(max_length=40), _LINE] | None, _ABSENT_IF_BLANK]
+Text200 = Annotated[Annotated[str, _TRIM, StringConstraints(max_length=200), _LINE] | None, _ABSENT_IF_BLANK]
 
 
 class _Input(BaseModel):
@@ -80,7 +75,7 @@ class UserOut(BaseModel):
 
 class TokenOut(BaseModel):
     access_token: str
-    token_type: str = "bearer"
+    token_type: str = "bearer"  # noqa: S105 (RFC 6750 token type)
     expires_in: int
 
 
@@ -97,10 +92,11 @@ class TokenForm(BaseModel):
 
 # ---- contacts ------------------------------------------------------------------------
 
+
 class ContactIn(_Input):
     """A whole contact: the body of POST and PUT."""
 
-    first_name: FirstName = Field(examples=["John"])  # type: ignore[valid-type]
+    first_name: FirstName = Field(examples=["John"])
     last_name: Text100 = Field(default=None, examples=["Doe"])
     email: EmailStr | None = Field(default=None, examples=["john@example.com"])
     phone: Text40 = Field(default=None, examples=["1234567890"])
@@ -111,7 +107,7 @@ class ContactIn(_Input):
 class ContactPatch(_Input):
     """PATCH: only the fields sent change; null clears an optional field."""
 
-    first_name: FirstName | None = None  # type: ignore[valid-type]
+    first_name: FirstName | None = None
     last_name: Text100 = None
     email: EmailStr | None = None
     phone: Text40 = None
@@ -183,4 +179,3 @@ class ContactPage(BaseModel):
 class NotePage(BaseModel):
     items: list[NoteOut]
     next_cursor: str | None
-

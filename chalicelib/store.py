@@ -64,7 +64,11 @@ def _transaction(model: type[Any]) -> TransactWrite:
 def _cancelled_at(exc: TransactWriteError) -> list[int]:
     """Positions of the transaction items whose condition failed."""
     reasons = exc.cancellation_reasons if exc.cause_response_code == "TransactionCanceledException" else []
-    return [i for i, reason in enumerate(reasons) if reason is not None and reason.code == "ConditionalCheckFailed"]
+    return [
+        i
+        for i, reason in enumerate(reasons)
+        if reason is not None and reason.code == "ConditionalCheckFailed"
+    ]
 
 
 # ---- users ---------------------------------------------------------------------------

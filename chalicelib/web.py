@@ -118,6 +118,8 @@ def _media_type(request: Request) -> str:
 
 def _raw_body(request: Request, max_bytes: int) -> bytes:
     raw = request.raw_body or b""
+    if isinstance(raw, str):
+        raw = raw.encode()
     if len(raw) > max_bytes:
         raise PayloadTooLarge(f"The request body is larger than {max_bytes} bytes.")
     return raw
@@ -199,7 +201,7 @@ def if_match_version(request: Request) -> int | None:
         return None
     text = value.strip().removeprefix("W/").strip('"')
     if not text.isdigit() or len(text) > 18:
-        raise PreconditionFailed("If-Match must name a version this API issued, such as \"3\".")
+        raise PreconditionFailed('If-Match must name a version this API issued, such as "3".')
     return int(text)
 
 

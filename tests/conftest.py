@@ -13,11 +13,30 @@ from chalice.test import Client
 from moto import mock_aws
 
 from chalicelib import runtime
-from chalicelib.models import create_tables
+from chalicelib.models import ALL_MODELS, create_tables
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_SECRET = "test-only-secret-0123456789abcdef0123456789"
 API = "/api/v1"
+
+
+class CallCounter:
+    """DynamoDB operations sent by our models, counted through botocore's event hooks."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def __call__(self, model: Any, **_: Any) -> None:
+        self.calls.append(model.name)
+
+    def by_operation(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for name in self.calls:
+            counts[name] = counts.get(name, 0) + 1
+        return counts
+
+    def reset(self) -> None:
+        self.calls.clear()
 
 
 @pytest.fixture(autouse=True)
@@ -36,10 +55,18 @@ def environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 @pytest.fixture
-def dynamodb() -> Iterator[None]:
+def dynamodb() -> Iterator[CallCounter]:
+    """Fresh moto tables; every DynamoDB call is counted, and a Scan fails the test."""
     with mock_aws():
         create_tables(runtime.settings())
-        yield
+        counter = CallCounter()
+        clients = {id(c): c for c in (m._get_connection().connection.client for m in ALL_MODELS)}
+        for client in clients.values():
+            client.meta.events.register("before-call.dynamodb", counter)
+        yield counter
+        for client in clients.values():
+            client.meta.events.unregister("before-call.dynamodb", counter)
+        assert "Scan" not in counter.calls, "a Scan ran: no request path may scan"
 
 
 @dataclass
@@ -100,7 +127,9 @@ class Api:
     def delete(self, path: str, **kw: Any) -> Reply:
         return self.request("DELETE", path, **kw)
 
-    def register(self, username: str, password: str = "correct horse battery", email: str | None = None) -> Reply:
+    def register(
+        self, username: str, password: str = "correct horse battery", email: str | None = None
+    ) -> Reply:
         payload = {"username": username, "email": email or f"{username}@example.com", "password": password}
         return self.post("/auth/register", payload, auth=False)
 
@@ -123,7 +152,7 @@ class Api:
 
 
 @pytest.fixture
-def chalice_client(dynamodb: None) -> Iterator[Client]:
+def chalice_client(dynamodb: CallCounter) -> Iterator[Client]:
     from app import app
 
     with Client(app, stage_name="local", project_dir=str(ROOT)) as client:
@@ -156,35 +185,3 @@ def problem(reply: Reply, status: int) -> dict[str, Any]:
     assert body["request_id"]
     assert "Traceback" not in reply.body.decode()
     return body
-
-
-class CallCounter:
-    """DynamoDB operations sent by our models, counted through botocore's event hooks."""
-
-    def __init__(self) -> None:
-        self.calls: list[str] = []
-
-    def __call__(self, model: Any, **_: Any) -> None:
-        self.calls.append(model.name)
-
-    def by_operation(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for name in self.calls:
-            counts[name] = counts.get(name, 0) + 1
-        return counts
-
-    def reset(self) -> None:
-        self.calls.clear()
-
-
-@pytest.fixture
-def dynamodb_calls(dynamodb: None) -> Iterator[CallCounter]:
-    from chalicelib.models import ALL_MODELS
-
-    counter = CallCounter()
-    clients = {id(c): c for c in (m._get_connection().connection.client for m in ALL_MODELS)}
-    for client in clients.values():
-        client.meta.events.register("before-call.dynamodb", counter)
-    yield counter
-    for client in clients.values():
-        client.meta.events.unregister("before-call.dynamodb", counter)

@@ -120,15 +120,21 @@ def test_malformed_bodies(alice: Api, raw: bytes, status: int) -> None:
     problem(reply, status)
 
 
-@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", "application/xml"])
+@pytest.mark.parametrize(
+    "content_type", ["text/plain", "application/x-www-form-urlencoded", "application/xml"]
+)
 def test_wrong_content_type_is_415(alice: Api, content_type: str) -> None:
     reply = alice.request("POST", "/contacts", raw=b"first_name=x", headers={"content-type": content_type})
     problem(reply, 415)
 
 
 def test_json_with_charset_is_accepted(alice: Api) -> None:
-    reply = alice.request("POST", "/contacts", raw='{"first_name": "Zoë"}'.encode(),
-                          headers={"content-type": "application/json; charset=utf-8"})
+    reply = alice.request(
+        "POST",
+        "/contacts",
+        raw='{"first_name": "Zoë"}'.encode(),
+        headers={"content-type": "application/json; charset=utf-8"},
+    )
     assert reply.status == 201
     assert reply.json["first_name"] == "Zoë"
 
@@ -142,7 +148,9 @@ def test_oversized_body_is_413(alice: Api) -> None:
 # ---- read, replace, patch -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("contact_id", ["01M8FP1CYTGFW5FGC7TXSJ3ETH", "not-an-id", "x" * 3000, "01m8fp1cytgfw5fgc7txsj3eth"])
+@pytest.mark.parametrize(
+    "contact_id", ["01M8FP1CYTGFW5FGC7TXSJ3ETH", "not-an-id", "x" * 3000, "01m8fp1cytgfw5fgc7txsj3eth"]
+)
 def test_unknown_contact_is_404_for_every_method(alice: Api, contact_id: str) -> None:
     problem(alice.get(f"/contacts/{contact_id}"), 404)
     problem(alice.put(f"/contacts/{contact_id}", JOHN), 404)
@@ -196,8 +204,12 @@ def test_patch_null_clears_an_optional_field(alice: Api) -> None:
 
 def test_patch_accepts_merge_patch_media_type(alice: Api) -> None:
     created = _create(alice)
-    reply = alice.request("PATCH", f"/contacts/{created['id']}", raw=b'{"company": "New Co"}',
-                          headers={"content-type": "application/merge-patch+json"})
+    reply = alice.request(
+        "PATCH",
+        f"/contacts/{created['id']}",
+        raw=b'{"company": "New Co"}',
+        headers={"content-type": "application/merge-patch+json"},
+    )
     assert reply.status == 200
     assert reply.json["company"] == "New Co"
 

@@ -1,0 +1,39 @@
+# Contact Notes: `make run` and `make test` are all a fresh machine needs (Python 3.11+ and make).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+STAGE ?= local
+
+.PHONY: run test lint tables install clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# Reinstall whenever a requirements file changes.
+$(STAMP): requirements.txt requirements-dev.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Serve the API on HOST:PORT (127.0.0.1:8000) with an embedded DynamoDB; Ctrl-C stops it.
+run: $(STAMP)
+	$(BIN)/python -m devtools.local_stack
+
+## Create the tables on DYNAMODB_ENDPOINT (or AWS): idempotent.
+tables: $(STAMP)
+	$(BIN)/python -m devtools.tables
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+## Lint, type-check and run the whole suite offline.
+test: lint
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,114 @@
+"""`make run`: the API on Chalice's local server, backed by an embedded DynamoDB.
+
+Reads `.env` (real environment variables win), starts moto's DynamoDB server bound to
+127.0.0.1 unless DYNAMODB_ENDPOINT names another store, creates the tables (idempotent),
+and serves on HOST:PORT. SIGINT or SIGTERM stops the server and the store cleanly.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+
+ROOT = Path(__file__).resolve().parent.parent
+LOOPBACK = "127.0.0.1"
+
+
+def env_file() -> Path:
+    """The .env file to read: ENV_FILE if set, else the project's own."""
+    return Path(os.environ.get("ENV_FILE") or ROOT / ".env")
+
+
+def load_dotenv_file(path: Path) -> None:
+    """Apply a .env file without overriding variables already set."""
+    if path.is_file():
+        from dotenv import load_dotenv
+
+        load_dotenv(path, override=False)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((LOOPBACK, 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def embedded_dynamodb() -> Iterator[str]:
+    """moto in server mode on loopback only; yields its endpoint URL."""
+    from moto.server import ThreadedMotoServer
+
+    for name, value in (("AWS_ACCESS_KEY_ID", "local"), ("AWS_SECRET_ACCESS_KEY", "local")):
+        os.environ.setdefault(name, value)
+    port = free_port()
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's per-request access log
+    server = ThreadedMotoServer(ip_address=LOOPBACK, port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://{LOOPBACK}:{port}"
+    finally:
+        server.stop()
+
+
+def _stop_on_sigterm() -> None:
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def serve(host: str, port: int) -> None:
+    from chalice.cli.factory import CLIFactory
+
+    from chalicelib import runtime
+    from chalicelib.config import ConfigError
+    from chalicelib.models import create_tables
+
+    runtime.reset()
+    try:
+        settings = runtime.settings()
+    except ConfigError as exc:
+        sys.exit(f"contact-notes: {exc}")
+    created = create_tables(settings)
+    factory = CLIFactory(str(ROOT), environ=os.environ)
+    config = factory.create_config_obj(chalice_stage_name=settings.stage)
+    server = factory.create_local_server(config.chalice_app, config, host, port)
+    tables = ", ".join(created) if created else "existing tables"
+    print(
+        f"contact-notes: serving http://{host}:{port}/api/v1 (stage {settings.stage}; "
+        f"DynamoDB {settings.dynamodb_endpoint or 'AWS'}; {tables})",
+        flush=True,
+    )
+    try:
+        server.serve_forever()
+    finally:
+        server.server.server_close()
+
+
+def main() -> None:
+    load_dotenv_file(env_file())
+    os.environ.setdefault("STAGE", "local")
+    os.environ.setdefault("AWS_DEFAULT_REGION", os.environ.get("AWS_REGION", "us-east-1"))
+    host = os.environ.get("HOST") or LOOPBACK
+    port = int(os.environ.get("PORT") or 8000)
+    _stop_on_sigterm()
+    try:
+        if os.environ.get("DYNAMODB_ENDPOINT"):
+            serve(host, port)
+        else:
+            with embedded_dynamodb() as endpoint:
+                os.environ["DYNAMODB_ENDPOINT"] = endpoint
+                serve(host, port)
+    except KeyboardInterrupt:
+        print("contact-notes: stopped", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,80 @@
+"""Error boundary: problem+json everywhere, generic 500s, refusing to run misconfigured."""
+
+from __future__ import annotations
+
+import logging
+
+import boto3
+import pytest
+from chalice.test import Client
+
+from chalicelib import runtime
+from chalicelib.config import ConfigError, load_settings
+from tests.conftest import ROOT, Api, problem
+
+
+def test_problem_carries_request_id_and_instance(alice: Api) -> None:
+    reply = alice.get("/contacts/01M8FP1CYTGFW5FGC7TXSJ3ETH")
+    body = problem(reply, 404)
+    assert body["instance"] == "/api/v1/contacts/01M8FP1CYTGFW5FGC7TXSJ3ETH"
+    assert reply.header("x-request-id") == body["request_id"]
+
+
+def test_every_response_has_a_request_id(alice: Api) -> None:
+    assert alice.get("/health").header("x-request-id")
+    assert alice.get("/contacts").header("x-request-id")
+
+
+def test_unsupported_method_is_a_problem(alice: Api) -> None:
+    reply = alice.delete("/contacts")
+    body = problem(reply, 405)
+    assert "DELETE" in body["detail"]
+    assert "GET" in (reply.header("allow") or "")
+
+
+def test_unhandled_error_is_a_generic_500(alice: Api, caplog: pytest.LogCaptureFixture) -> None:
+    contact = alice.post("/contacts", {"first_name": "Doomed"}).json
+    boto3.client("dynamodb", region_name="us-east-1").delete_table(TableName="contact-notes-contacts")
+    with caplog.at_level(logging.ERROR, logger="contact_notes"):
+        reply = alice.get(f"/contacts/{contact['id']}")
+    body = problem(reply, 500)
+    assert body["detail"] == "An unexpected error occurred."
+    text = reply.body.decode()
+    for leak in ("ResourceNotFound", "pynamodb", "Traceback", "contact-notes-contacts", 'File "'):
+        assert leak not in text
+    logged = [r for r in caplog.records if r.getMessage() == "unhandled error"]
+    assert logged and logged[0].exc_info is not None
+    assert logged[0].request_id == body["request_id"]  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("secret", [None, "too-short"])
+def test_deployed_stage_refuses_to_serve_without_a_secret(
+    dynamodb: object, monkeypatch: pytest.MonkeyPatch, secret: str | None
+) -> None:
+    from app import app
+
+    if secret is None:
+        monkeypatch.delenv("JWT_SECRET")
+    else:
+        monkeypatch.setenv("JWT_SECRET", secret)
+    runtime.reset()
+    with Client(app, stage_name="dev", project_dir=str(ROOT)) as client:
+        reply = client.http.get("/api/v1/health")
+        assert reply.status_code == 500
+        assert reply.headers["Content-Type"] == "application/problem+json"
+        assert b"JWT_SECRET" not in reply.body  # the reason is logged, not shown
+        event = {"type": "TOKEN", "authorizationToken": "Bearer x", "methodArn": "arn:x"}
+        with pytest.raises(ConfigError, match="JWT_SECRET"):
+            client.lambda_.invoke("jwt_auth", event)
+
+
+def test_settings_explain_what_is_wrong() -> None:
+    with pytest.raises(ConfigError, match="JWT_SECRET: Field required"):
+        load_settings({"STAGE": "prod"})
+    with pytest.raises(ConfigError, match="at least 32 bytes"):
+        load_settings({"STAGE": "dev", "JWT_SECRET": "short"})
+    with pytest.raises(ConfigError, match="STAGE"):
+        load_settings({"STAGE": "staging", "JWT_SECRET": "x" * 40})
+    local = load_settings({})
+    assert local.stage == "local" and len(local.jwt_secret) >= 32
+    assert "jwt_secret" not in repr(local)

@@ -1,0 +1,203 @@
+"""The real local stack (`make run`'s entry point) over HTTP on loopback: the README's curl flow."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import boto3
+import pytest
+import requests
+from moto.server import ThreadedMotoServer
+
+from tests.conftest import ROOT
+
+STARTUP_SECONDS = 60
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Stack:
+    process: subprocess.Popen[str]
+    base: str
+    port: int
+
+    def stop(self) -> int:
+        """SIGTERM to the process group, as Ctrl-C or a supervisor would; returns the exit code."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+        return self.process.wait(timeout=30)
+
+
+def start_stack(env_overrides: dict[str, str], port: int) -> Stack:
+    env = {k: v for k, v in os.environ.items() if k not in {"DYNAMODB_ENDPOINT", "JWT_SECRET", "STAGE"}}
+    env.update({"ENV_FILE": os.devnull, "PYTHONUNBUFFERED": "1"}, **env_overrides)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "devtools.local_stack"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    stack = Stack(process, f"http://127.0.0.1:{port}", port)
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(
+                f"local stack exited early:\n{process.stdout.read() if process.stdout else ''}"
+            )
+        try:
+            if requests.get(stack.base + "/api/v1/health", timeout=1).status_code == 200:
+                return stack
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    stack.stop()
+    raise AssertionError("local stack did not answer /health in time")
+
+
+@pytest.fixture
+def stack() -> Iterator[Stack]:
+    port = _free_port()
+    running = start_stack({"PORT": str(port)}, port)
+    yield running
+    running.stop()
+
+
+def readme_curl_commands() -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```bash\n(.*?)```", text, flags=re.S)
+    return [b for b in blocks if b.lstrip().startswith("curl")]
+
+
+def run_curl(command: str, port: int, token: str = "") -> dict[str, object]:
+    command = command.replace("localhost:8000", f"localhost:{port}").replace("your_access_token", token)
+    done = subprocess.run(
+        ["bash", "-c", command.rstrip() + " -s -w '\\n%{http_code}'"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    body, _, status = done.stdout.rpartition("\n")
+    import json
+
+    return {"status": int(status), "body": json.loads(body)}
+
+
+def test_readme_curl_flow_works_verbatim(stack: Stack) -> None:
+    register, token, create = readme_curl_commands()
+    registered = run_curl(register, stack.port)
+    assert registered["status"] == 201
+    issued = run_curl(token, stack.port)
+    assert issued["status"] == 200
+    access_token = issued["body"]["access_token"]  # type: ignore[index]
+    created = run_curl(create, stack.port, access_token)
+    assert created["status"] == 201
+    contact = created["body"]
+    assert contact["first_name"] == "John" and contact["phone"] == "1234567890"  # type: ignore[index]
+
+    headers = {"Authorization": f"Bearer {access_token}"}
+    listed = requests.get(stack.base + "/api/v1/contacts/", headers=headers, timeout=5).json()
+    assert [c["id"] for c in listed["items"]] == [contact["id"]]  # type: ignore[index]
+    note = requests.post(
+        f"{stack.base}/api/v1/contacts/{contact['id']}/notes",
+        json={"body": "hello"},
+        headers=headers,
+        timeout=5,  # type: ignore[index]
+    )
+    assert note.status_code == 201
+
+
+def test_local_401s_match_api_gateway(stack: Stack) -> None:
+    for headers in ({}, {"Authorization": "Bearer nope"}, {"Authorization": "Basic x"}):
+        reply = requests.get(stack.base + "/api/v1/contacts", headers=headers, timeout=5)
+        assert reply.status_code == 401
+
+
+def test_sigterm_stops_server_and_store(stack: Stack) -> None:
+    assert stack.stop() == 0
+    output = stack.process.stdout.read() if stack.process.stdout else ""
+    assert "stopped" in output
+    assert "Traceback" not in output
+    with pytest.raises(requests.ConnectionError):
+        requests.get(stack.base + "/api/v1/health", timeout=2)
+
+
+def test_external_endpoint_and_dotenv_are_honoured(tmp_path: Path) -> None:
+    store_port, api_port = _free_port(), _free_port()
+    store = ThreadedMotoServer(ip_address="127.0.0.1", port=store_port, verbose=False)
+    store.start()
+    try:
+        endpoint = f"http://127.0.0.1:{store_port}"
+        dotenv = tmp_path / ".env"
+        dotenv.write_text(f"PORT={api_port}\nCONTACTS_TABLE=from-dotenv-contacts\n")
+        creds = {
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+        running = start_stack({"DYNAMODB_ENDPOINT": endpoint, "ENV_FILE": str(dotenv), **creds}, api_port)
+        try:
+            reply = requests.post(
+                running.base + "/api/v1/auth/register",
+                json={"username": "zed", "email": "zed@example.com", "password": "long enough"},
+                timeout=10,
+            )
+            assert reply.status_code == 201
+        finally:
+            assert running.stop() == 0
+        client = boto3.client(
+            "dynamodb",
+            endpoint_url=endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="local",
+            aws_secret_access_key="local",
+        )
+        tables = client.list_tables()["TableNames"]
+        assert "from-dotenv-contacts" in tables
+        assert (
+            client.scan(TableName="contact-notes-users")["Count"] == 3
+        )  # user + 2 claims, kept by the store
+
+        tables_run = subprocess.run(
+            [sys.executable, "-m", "devtools.tables"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, **creds, "DYNAMODB_ENDPOINT": endpoint, "ENV_FILE": str(dotenv)},
+            check=True,
+        )
+        assert "none (all exist)" in tables_run.stdout  # idempotent
+    finally:
+        store.stop()
+
+
+def test_deployed_stage_without_secret_refuses_to_start() -> None:
+    env = {**os.environ, "STAGE": "prod", "ENV_FILE": os.devnull, "DYNAMODB_ENDPOINT": "http://127.0.0.1:9"}
+    env.pop("JWT_SECRET", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "devtools.local_stack"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0
+    assert "JWT_SECRET" in done.stderr

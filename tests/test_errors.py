@@ -78,3 +78,37 @@ def test_settings_explain_what_is_wrong() -> None:
     local = load_settings({})
     assert local.stage == "local" and len(local.jwt_secret) >= 32
     assert "jwt_secret" not in repr(local)
+
+
+def _throttle_next_call(counter: object) -> object:
+    """A botocore before-call hook that answers the next DynamoDB call with a throttling error.
+
+    This injects the fault at the SDK boundary (what DynamoDB itself would answer),
+    without touching our code.
+    """
+
+    def hook(**_: object) -> tuple[object, dict[str, object]]:
+        parsed = {
+            "Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"},
+            "ResponseMetadata": {"HTTPStatusCode": 400},
+        }
+        return (type("Http", (), {"status_code": 400, "headers": {}})(), parsed)
+
+    return hook
+
+
+def test_dynamodb_throttling_is_a_retryable_503(alice: Api) -> None:
+    from chalicelib.models import Contact
+
+    contact = alice.post("/contacts", {"first_name": "Busy"}).json
+    events = Contact._get_connection().connection.client.meta.events
+    hook = _throttle_next_call(None)
+    events.register_first("before-call.dynamodb.GetItem", hook)
+    try:
+        reply = alice.get(f"/contacts/{contact['id']}")
+    finally:
+        events.unregister("before-call.dynamodb.GetItem", hook)
+    body = problem(reply, 503)
+    assert reply.header("retry-after") == "1"
+    assert "slow down" not in body["detail"]
+    assert alice.get(f"/contacts/{contact['id']}").status == 200

@@ -42,7 +42,7 @@ class Stack:
         return self.process.wait(timeout=30)
 
 
-def start_stack(env_overrides: dict[str, str], port: int) -> Stack:
+def start_stack(env_overrides: dict[str, str], port: int, host: str = "127.0.0.1") -> Stack:
     env = {k: v for k, v in os.environ.items() if k not in {"DYNAMODB_ENDPOINT", "JWT_SECRET", "STAGE"}}
     env.update({"ENV_FILE": os.devnull, "PYTHONUNBUFFERED": "1"}, **env_overrides)
     process = subprocess.Popen(
@@ -54,7 +54,7 @@ def start_stack(env_overrides: dict[str, str], port: int) -> Stack:
         text=True,
         start_new_session=True,
     )
-    stack = Stack(process, f"http://127.0.0.1:{port}", port)
+    stack = Stack(process, f"http://{host}:{port}", port)
     deadline = time.monotonic() + STARTUP_SECONDS
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -145,14 +145,18 @@ def test_external_endpoint_and_dotenv_are_honoured(tmp_path: Path) -> None:
     try:
         endpoint = f"http://127.0.0.1:{store_port}"
         dotenv = tmp_path / ".env"
-        dotenv.write_text(f"PORT={api_port}\nCONTACTS_TABLE=from-dotenv-contacts\n")
+        dotenv.write_text(f"HOST=127.0.0.2\nPORT={api_port}\nCONTACTS_TABLE=from-dotenv-contacts\n")
         creds = {
             "AWS_ACCESS_KEY_ID": "local",
             "AWS_SECRET_ACCESS_KEY": "local",
             "AWS_DEFAULT_REGION": "us-east-1",
         }
-        running = start_stack({"DYNAMODB_ENDPOINT": endpoint, "ENV_FILE": str(dotenv), **creds}, api_port)
+        running = start_stack(
+            {"DYNAMODB_ENDPOINT": endpoint, "ENV_FILE": str(dotenv), **creds}, api_port, "127.0.0.2"
+        )
         try:
+            with pytest.raises(requests.ConnectionError):  # bound to HOST only
+                requests.get(f"http://127.0.0.1:{api_port}/api/v1/health", timeout=2)
             reply = requests.post(
                 running.base + "/api/v1/auth/register",
                 json={"username": "zed", "email": "zed@example.com", "password": "long enough"},

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from chalice import Chalice
-from chalice.app import AuthRequest, AuthResponse, Request, Response
+from chalice.app import AuthRequest, AuthResponse, DynamoDBEvent, Request, Response
 
 from chalicelib import services
 from chalicelib.auth import InvalidToken, verify_token
@@ -23,6 +23,7 @@ from chalicelib.web import (
     if_match_version,
     json_response,
     logger,
+    note_aliases_resolved,
     parse,
     problem_response,
     read_form,
@@ -70,6 +71,23 @@ def route(
     return register
 
 
+# Chalice needs a stream ARN when the app is defined; the real one (the notes table's
+# stream) replaces this placeholder in infra/template.json, and `make run` feeds the
+# handler from the embedded store's stream instead.
+NOTES_STREAM_PLACEHOLDER = (
+    "arn:aws:dynamodb:us-east-1:000000000000:table/contact-notes-notes/stream/1970-01-01T00:00:00.000"
+)
+
+
+@app.on_dynamodb_record(stream_arn=NOTES_STREAM_PLACEHOLDER, batch_size=100, starting_position="TRIM_HORIZON")
+def normalize_notes(event: DynamoDBEvent) -> dict[str, Any]:
+    """Normalize new and edited notes; report the records that failed."""
+    from chalicelib.streams import handle_batch  # only the stream Lambda pays for Powertools
+
+    settings()
+    return handle_batch(event.to_dict(), event.context)
+
+
 @app.middleware("http")
 def edge_headers(event: Request, get_response: Callable[[Request], Response]) -> Response:
     """Every answer carries its request id and safe headers; Chalice's own errors become problems."""
@@ -112,6 +130,11 @@ def _user() -> str:
 
 def _json(model: type[Any]) -> Any:
     return parse(model, read_json_object(_request(), settings().max_request_bytes))
+
+
+def _note_json(model: type[Any]) -> Any:
+    """A note body whose text may arrive under an alias (see schemas.BODY_ALIASES)."""
+    return parse(model, note_aliases_resolved(read_json_object(_request(), settings().max_request_bytes)))
 
 
 def _page_query() -> PageQuery:
@@ -193,7 +216,7 @@ def delete_contact(contact_id: str) -> Response:
 
 @route("/contacts/{contact_id}/notes", ["POST"])
 def create_contact_note(contact_id: str) -> Response:
-    return _versioned(services.create_note(_owner(), contact_id, _json(NoteIn)), 201)
+    return _versioned(services.create_note(_owner(), contact_id, _note_json(NoteIn)), 201)
 
 
 @route("/contacts/{contact_id}/notes", ["GET"])
@@ -203,7 +226,7 @@ def list_contact_notes(contact_id: str) -> Response:
 
 @route("/notes", ["POST"])
 def create_note() -> Response:
-    return _versioned(services.create_note_flat(_owner(), _json(NoteCreate)), 201)
+    return _versioned(services.create_note_flat(_owner(), _note_json(NoteCreate)), 201)
 
 
 @route("/notes/{note_id}", ["GET"])
@@ -213,7 +236,7 @@ def get_note(note_id: str) -> Response:
 
 @route("/notes/{note_id}", ["PUT", "PATCH"])
 def update_note(note_id: str) -> Response:
-    data = _json(NoteIn)
+    data = _note_json(NoteIn)
     return _versioned(services.update_note(_owner(), note_id, data, if_match_version(_request())))
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pynamodb.attributes import NumberAttribute, UnicodeAttribute
+from pynamodb.attributes import ListAttribute, NumberAttribute, UnicodeAttribute
 from pynamodb.indexes import AllProjection, LocalSecondaryIndex
 from pynamodb.models import Model
 
@@ -79,9 +79,20 @@ class NotesByContact(LocalSecondaryIndex["Note"]):
     contact_note = UnicodeAttribute(range_key=True)
 
 
+PENDING, PROCESSED, FAILED = "pending", "processed", "failed"
+
+
 class Note(Model):
+    """A note. Its stream (NEW_AND_OLD_IMAGES) feeds the normalizer.
+
+    `body` is what the note shows: the text as sent until the normalizer replaces it.
+    `original_body` is stored only once it differs from `body` (a pending note's body *is*
+    the original), which keeps a note of 100,000 four-byte characters inside DynamoDB's
+    400 KB item limit while it waits.
+    """
+
     class Meta(_BaseMeta):
-        pass
+        stream_view_type = "NEW_AND_OLD_IMAGES"
 
     owner_id = UnicodeAttribute(hash_key=True)
     note_id = UnicodeAttribute(range_key=True)
@@ -89,6 +100,13 @@ class Note(Model):
     # "<contact_id>#<note_id>": the LSI sort key that groups a contact's notes by time.
     contact_note = UnicodeAttribute()
     body = UnicodeAttribute()
+    original_body = UnicodeAttribute(null=True)
+    tags = ListAttribute(of=UnicodeAttribute, null=True)
+    processing_status = UnicodeAttribute(default=PENDING)
+    processed_at = UnicodeAttribute(null=True)
+    normalizer_version = UnicodeAttribute(null=True)
+    failure_reason = UnicodeAttribute(null=True)
+    processing_attempts = NumberAttribute(null=True)
     created_at = UnicodeAttribute()
     updated_at = UnicodeAttribute()
     version = NumberAttribute(default=1)

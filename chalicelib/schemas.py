@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import unicodedata
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
@@ -27,7 +27,8 @@ def _single_line(value: str) -> str:
 
 
 def _not_blank(value: str) -> str:
-    if not value.strip():
+    # Blank means nothing visible: whitespace and control characters only.
+    if all(ch.isspace() or unicodedata.category(ch) == "Cc" for ch in value):
         raise ValueError("must not be blank")
     return value
 
@@ -61,9 +62,9 @@ class RegisterIn(_Input):
         examples=["your_username"], description="3–64 of A–Z a–z 0–9 _ . -; unique ignoring case."
     )
     email: EmailStr = Field(examples=["your_email@example.com"], description="Unique ignoring case.")
-    password: Annotated[
-        str, StringConstraints(min_length=8, max_length=256), AfterValidator(_no_surrogates)
-    ] = Field(examples=["your_password"])
+    password: Annotated[str, StringConstraints(min_length=8, max_length=256), AfterValidator(_no_surrogates)] = Field(
+        examples=["your_password"]
+    )
 
 
 class UserOut(BaseModel):
@@ -152,10 +153,27 @@ class NoteCreate(NoteIn):
     contact_id: ContactId
 
 
+# Integrations name a note's text in many ways. Each alias is also accepted in any spelling
+# that differs only in case or camelCase/snake_case: noteBody, NoteBody, NOTE_BODY, note_body.
+BODY_ALIASES = ("body", "note_body", "content", "text", "note", "message")
+_ALIAS_KEYS = {alias.replace("_", "") for alias in BODY_ALIASES}
+
+
+def body_alias_keys(data: dict[str, object]) -> list[str]:
+    """The keys of a request object that name the note's text, in the order sent."""
+    return [key for key in data if key.replace("_", "").lower() in _ALIAS_KEYS]
+
+
 class NoteOut(BaseModel):
     id: str
     contact_id: str
-    body: str
+    body: str = Field(description="The note's text: as sent until processed, then normalized.")
+    original_body: str = Field(description="The text exactly as last sent; never altered.")
+    tags: list[str] = Field(description="Hashtags found by the normalizer, lowercased, without '#'.")
+    processing_status: Literal["pending", "processed", "failed"]
+    processed_at: str | None
+    normalizer_version: str | None
+    failure_reason: str | None
     created_at: str
     updated_at: str
     version: int

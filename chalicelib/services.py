@@ -11,7 +11,7 @@ from chalicelib import auth, store
 from chalicelib.config import Settings
 from chalicelib.errors import NotFound, Unauthorized, ValidationFailed
 from chalicelib.ids import is_valid_id, new_id, utc_now
-from chalicelib.models import USER_PREFIX, Contact, Note, UserRecord, contact_note_key
+from chalicelib.models import PENDING, USER_PREFIX, Contact, Note, UserRecord, contact_note_key
 from chalicelib.pagination import decode_cursor, encode_cursor
 from chalicelib.schemas import (
     ContactIn,
@@ -213,6 +213,12 @@ def note_out(note: Note) -> NoteOut:
         id=note.note_id,
         contact_id=note.contact_id,
         body=note.body,
+        original_body=note.original_body if note.original_body is not None else note.body,
+        tags=list(note.tags or []),
+        processing_status=note.processing_status,
+        processed_at=note.processed_at,
+        normalizer_version=note.normalizer_version,
+        failure_reason=note.failure_reason,
         created_at=note.created_at,
         updated_at=note.updated_at,
         version=int(note.version),
@@ -229,6 +235,7 @@ def create_note(owner_id: str, contact_id: str, data: NoteIn) -> NoteOut:
         contact_id=contact_id,
         contact_note=contact_note_key(contact_id, note_id),
         body=data.body,
+        processing_status=PENDING,
         created_at=now,
         updated_at=now,
         version=1,
@@ -250,9 +257,19 @@ def get_note(owner_id: str, note_id: str) -> NoteOut:
 
 
 def update_note(owner_id: str, note_id: str, data: NoteIn, if_match: int | None) -> NoteOut:
-    """PUT and PATCH alike: a note's only writable field is its body."""
+    """PUT and PATCH alike: a note's only writable field is its body, which goes back to pending."""
     _require(note_id, "Note")
-    actions: list[Action] = [Note.body.set(data.body), Note.updated_at.set(utc_now())]
+    actions: list[Action] = [
+        Note.body.set(data.body),
+        Note.processing_status.set(PENDING),
+        Note.updated_at.set(utc_now()),
+        Note.original_body.remove(),
+        Note.tags.remove(),
+        Note.processed_at.remove(),
+        Note.normalizer_version.remove(),
+        Note.failure_reason.remove(),
+        Note.processing_attempts.remove(),
+    ]
     return note_out(store.update_note(owner_id, note_id, actions, if_match))
 
 

@@ -19,6 +19,9 @@ from pynamodb.transactions import TransactWrite
 from chalicelib.errors import Conflict, NotFound, PreconditionFailed, ServiceUnavailable
 from chalicelib.models import (
     EMAIL_PREFIX,
+    FAILED,
+    PENDING,
+    PROCESSED,
     USER_PREFIX,
     USERNAME_PREFIX,
     Contact,
@@ -26,6 +29,7 @@ from chalicelib.models import (
     UserRecord,
     contact_note_key,
 )
+from chalicelib.normalize import NORMALIZER_VERSION
 
 CONDITION_FAILED = "ConditionalCheckFailedException"
 _TRANSIENT = {
@@ -45,9 +49,7 @@ def _dynamodb_errors() -> Iterator[None]:
         yield
     except PynamoDBException as exc:
         if exc.cause_response_code in _TRANSIENT:
-            raise ServiceUnavailable(
-                "The database is busy; retry shortly.", headers={"Retry-After": "1"}
-            ) from exc
+            raise ServiceUnavailable("The database is busy; retry shortly.", headers={"Retry-After": "1"}) from exc
         raise
 
 
@@ -64,11 +66,7 @@ def _transaction(model: type[Any]) -> TransactWrite:
 def _cancelled_at(exc: TransactWriteError) -> list[int]:
     """Positions of the transaction items whose condition failed."""
     reasons = exc.cancellation_reasons if exc.cause_response_code == "TransactionCanceledException" else []
-    return [
-        i
-        for i, reason in enumerate(reasons)
-        if reason is not None and reason.code == "ConditionalCheckFailed"
-    ]
+    return [i for i, reason in enumerate(reasons) if reason is not None and reason.code == "ConditionalCheckFailed"]
 
 
 # ---- users ---------------------------------------------------------------------------
@@ -143,9 +141,7 @@ def _version_condition(model: Any, expected_version: int | None) -> Condition:
     return condition
 
 
-def update_contact(
-    owner_id: str, contact_id: str, actions: list[Action], expected_version: int | None
-) -> Contact:
+def update_contact(owner_id: str, contact_id: str, actions: list[Action], expected_version: int | None) -> Contact:
     """Apply update actions to an existing contact in one UpdateItem; return the new item."""
     item = Contact(owner_id, contact_id)
     try:
@@ -202,9 +198,7 @@ def put_new_note(note: Note) -> None:
     """One transaction: the note is written only while its contact exists."""
     try:
         with _dynamodb_errors(), _transaction(Note) as txn:
-            txn.condition_check(
-                Contact, note.owner_id, note.contact_id, condition=Contact.contact_id.exists()
-            )
+            txn.condition_check(Contact, note.owner_id, note.contact_id, condition=Contact.contact_id.exists())
             txn.save(note, condition=Note.note_id.does_not_exist())
     except TransactWriteError as exc:
         if 0 in _cancelled_at(exc):
@@ -284,3 +278,68 @@ def delete_notes_of_contact(owner_id: str, contact_id: str) -> int:
                 batch.delete(note)
                 removed += 1
     return removed
+
+
+# ---- normalizer write-back ---------------------------------------------------------------
+
+
+def _pending_at(expected_version: int) -> Condition:
+    """Only the exact version the stream record saw, and only while it waits to be processed."""
+    return (Note.version == expected_version) & (Note.processing_status == PENDING)
+
+
+def save_normalized(
+    owner_id: str, note_id: str, expected_version: int, *, body: str, original: str, tags: list[str], at: str
+) -> bool:
+    """One conditional UpdateItem with the normalizer's result.
+
+    False (and nothing written) when the note has moved on: edited again, already
+    processed, or deleted. That is what makes replays and out-of-order records harmless.
+    """
+    actions: list[Action] = [
+        Note.body.set(body),
+        Note.original_body.set(original) if original != body else Note.original_body.remove(),
+        Note.tags.set(tags),  # type: ignore[arg-type]  # PynamoDB types list elements as attributes
+        Note.processing_status.set(PROCESSED),
+        Note.processed_at.set(at),
+        Note.normalizer_version.set(NORMALIZER_VERSION),
+        Note.failure_reason.remove(),
+        Note.processing_attempts.remove(),
+        Note.version.add(1),
+    ]
+    return _conditional_note_update(owner_id, note_id, actions, _pending_at(expected_version))
+
+
+def count_failed_attempt(owner_id: str, note_id: str, expected_version: int) -> int | None:
+    """Add one to the note's failed attempts; the new count, or None if the note moved on."""
+    item = Note(owner_id, note_id)
+    try:
+        with _dynamodb_errors():
+            item.update(actions=[Note.processing_attempts.add(1)], condition=_pending_at(expected_version))
+    except PynamoDBException as exc:
+        if _condition_failed(exc):
+            return None
+        raise
+    return int(item.processing_attempts or 0)
+
+
+def mark_failed(owner_id: str, note_id: str, expected_version: int, *, reason: str, at: str) -> bool:
+    actions: list[Action] = [
+        Note.processing_status.set(FAILED),
+        Note.failure_reason.set(reason),
+        Note.processed_at.set(at),
+        Note.normalizer_version.set(NORMALIZER_VERSION),
+        Note.version.add(1),
+    ]
+    return _conditional_note_update(owner_id, note_id, actions, _pending_at(expected_version))
+
+
+def _conditional_note_update(owner_id: str, note_id: str, actions: list[Action], condition: Condition) -> bool:
+    try:
+        with _dynamodb_errors():
+            Note(owner_id, note_id).update(actions=actions, condition=condition)
+    except PynamoDBException as exc:
+        if _condition_failed(exc):
+            return False
+        raise
+    return True

@@ -26,6 +26,7 @@ from chalicelib.errors import (
     UnsupportedMediaType,
     ValidationFailed,
 )
+from chalicelib.schemas import body_alias_keys
 
 logger = logging.getLogger("contact_notes")
 
@@ -101,9 +102,7 @@ def handle_errors(view: Callable[..., Response], current: Callable[[], Request])
         except AppError as error:
             return problem_response(error, request)
         except Exception:
-            logger.exception(
-                "unhandled error", extra={"request_id": request_id(request), "path": request.path}
-            )
+            logger.exception("unhandled error", extra={"request_id": request_id(request), "path": request.path})
             return problem_response(AppError("An unexpected error occurred."), request)
 
     return wrapper
@@ -144,9 +143,7 @@ def read_json_object(request: Request, max_bytes: int) -> dict[str, Any]:
         raise UnsupportedMediaType("Send the body as application/json.")
     raw = _raw_body(request, max_bytes)
     try:
-        data = json.loads(
-            raw.decode("utf-8"), object_pairs_hook=_unique_keys, parse_constant=_reject_constant
-        )
+        data = json.loads(raw.decode("utf-8"), object_pairs_hook=_unique_keys, parse_constant=_reject_constant)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise MalformedJson(f"The body is not valid JSON: {_short(exc)}") from None
     if not isinstance(data, dict):
@@ -189,9 +186,24 @@ def parse(model: type[M], data: dict[str, Any], prefix: str = "#") -> M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
+        raise ValidationFailed("The request has invalid fields.", errors=validation_errors(exc, prefix)) from None
+
+
+def note_aliases_resolved(data: dict[str, Any]) -> dict[str, Any]:
+    """Move a note's text from whichever alias carried it to `body`; two aliases are a 422."""
+    keys = body_alias_keys(data)
+    if len(keys) > 1:
+        names = " and ".join(repr(k) for k in keys)
         raise ValidationFailed(
-            "The request has invalid fields.", errors=validation_errors(exc, prefix)
-        ) from None
+            f"The note's text was sent twice, as {names}; send one of them.",
+            errors=[
+                {"pointer": f"#/{k}", "detail": "conflicting alias for body", "type": "alias_conflict"} for k in keys
+            ],
+        )
+    if keys and keys[0] != "body":
+        data = dict(data)
+        data["body"] = data.pop(keys[0])
+    return data
 
 
 def if_match_version(request: Request) -> int | None:

@@ -127,9 +127,7 @@ class Api:
     def delete(self, path: str, **kw: Any) -> Reply:
         return self.request("DELETE", path, **kw)
 
-    def register(
-        self, username: str, password: str = "correct horse battery", email: str | None = None
-    ) -> Reply:
+    def register(self, username: str, password: str = "correct horse battery", email: str | None = None) -> Reply:
         payload = {"username": username, "email": email or f"{username}@example.com", "password": password}
         return self.post("/auth/register", payload, auth=False)
 

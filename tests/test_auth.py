@@ -131,9 +131,7 @@ def test_token_for_correct_password(anon: Api) -> None:
     assert token["expires_in"] == 1800
     header = jwt.get_unverified_header(token["access_token"])
     assert header == {"alg": "HS256", "typ": "at+jwt"}
-    claims = jwt.decode(
-        token["access_token"], TEST_SECRET, algorithms=["HS256"], audience="contact-notes-api"
-    )
+    claims = jwt.decode(token["access_token"], TEST_SECRET, algorithms=["HS256"], audience="contact-notes-api")
     assert set(claims) == {"iss", "aud", "sub", "iat", "nbf", "exp", "jti"}
     assert claims["exp"] - claims["iat"] == 1800
     assert reply.header("cache-control") == "no-store"

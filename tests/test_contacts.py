@@ -120,9 +120,7 @@ def test_malformed_bodies(alice: Api, raw: bytes, status: int) -> None:
     problem(reply, status)
 
 
-@pytest.mark.parametrize(
-    "content_type", ["text/plain", "application/x-www-form-urlencoded", "application/xml"]
-)
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", "application/xml"])
 def test_wrong_content_type_is_415(alice: Api, content_type: str) -> None:
     reply = alice.request("POST", "/contacts", raw=b"first_name=x", headers={"content-type": content_type})
     problem(reply, 415)

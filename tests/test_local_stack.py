@@ -58,9 +58,7 @@ def start_stack(env_overrides: dict[str, str], port: int, host: str = "127.0.0.1
     deadline = time.monotonic() + STARTUP_SECONDS
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise AssertionError(
-                f"local stack exited early:\n{process.stdout.read() if process.stdout else ''}"
-            )
+            raise AssertionError(f"local stack exited early:\n{process.stdout.read() if process.stdout else ''}")
         try:
             if requests.get(stack.base + "/api/v1/health", timeout=1).status_code == 200:
                 return stack
@@ -151,9 +149,7 @@ def test_external_endpoint_and_dotenv_are_honoured(tmp_path: Path) -> None:
             "AWS_SECRET_ACCESS_KEY": "local",
             "AWS_DEFAULT_REGION": "us-east-1",
         }
-        running = start_stack(
-            {"DYNAMODB_ENDPOINT": endpoint, "ENV_FILE": str(dotenv), **creds}, api_port, "127.0.0.2"
-        )
+        running = start_stack({"DYNAMODB_ENDPOINT": endpoint, "ENV_FILE": str(dotenv), **creds}, api_port, "127.0.0.2")
         try:
             with pytest.raises(requests.ConnectionError):  # bound to HOST only
                 requests.get(f"http://127.0.0.1:{api_port}/api/v1/health", timeout=2)
@@ -174,9 +170,7 @@ def test_external_endpoint_and_dotenv_are_honoured(tmp_path: Path) -> None:
         )
         tables = client.list_tables()["TableNames"]
         assert "from-dotenv-contacts" in tables
-        assert (
-            client.scan(TableName="contact-notes-users")["Count"] == 3
-        )  # user + 2 claims, kept by the store
+        assert client.scan(TableName="contact-notes-users")["Count"] == 3  # user + 2 claims, kept by the store
 
         tables_run = subprocess.run(
             [sys.executable, "-m", "devtools.tables"],

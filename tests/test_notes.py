@@ -20,7 +20,11 @@ def test_create_nested_and_flat(alice: Api, contact: dict[str, Any]) -> None:
     for reply, text in ((nested, "Met at the conference."), (flat, "Follow up in May.")):
         assert reply.status == 201, reply.body
         note = reply.json
-        assert set(note) == {"id", "contact_id", "body", "created_at", "updated_at", "version"}
+        assert set(note) == {
+            "id", "contact_id", "body", "original_body", "tags", "processing_status", "processed_at",
+            "normalizer_version", "failure_reason", "created_at", "updated_at", "version",
+        }  # fmt: skip
+        assert note["processing_status"] == "pending"
         assert note["contact_id"] == contact["id"]
         assert note["body"] == text
         assert note["version"] == 1
@@ -51,6 +55,7 @@ def test_body_at_the_limit_is_accepted(alice: Api, contact: dict[str, Any]) -> N
         {"body": None},
         {"body": 5},
         {"body": "x" * 100_001},
+        {"body": "\x00\x01 \x7f"},
         {"body": "ok", "id": "01M8FP1CYTGFW5FGC7TXSJ3ETH"},
         {"body": "ok", "created_at": "2020-01-01T00:00:00Z"},
         {"body": "ok", "owner_id": "x"},
@@ -105,9 +110,7 @@ def test_put_and_patch_change_the_body(alice: Api, contact: dict[str, Any]) -> N
     assert alice.get(f"/notes/{note['id']}").json["body"] == "third"
 
 
-@pytest.mark.parametrize(
-    "body", [{}, {"body": " "}, {"body": "x", "contact_id": "01M8FP1CYTGFW5FGC7TXSJ3ETH"}]
-)
+@pytest.mark.parametrize("body", [{}, {"body": " "}, {"body": "x", "contact_id": "01M8FP1CYTGFW5FGC7TXSJ3ETH"}])
 def test_update_rejects_bad_bodies(alice: Api, contact: dict[str, Any], body: dict[str, Any]) -> None:
     note = alice.post(f"/contacts/{contact['id']}/notes", {"body": "keep"}).json
     problem(alice.put(f"/notes/{note['id']}", body), 422)
@@ -130,3 +133,35 @@ def test_unknown_note_is_404(alice: Api, note_id: str) -> None:
     problem(alice.get(f"/notes/{note_id}"), 404)
     problem(alice.patch(f"/notes/{note_id}", {"body": "x"}), 404)
     problem(alice.delete(f"/notes/{note_id}"), 404)
+
+
+ALIASES = ["body", "note_body", "noteBody", "NoteBody", "NOTE_BODY", "content", "Content", "text", "TEXT",
+           "note", "Note", "message", "MESSAGE", "Message"]  # fmt: skip
+
+
+@pytest.mark.parametrize("alias", ALIASES)
+def test_body_aliases_on_every_write(alice: Api, contact: dict[str, Any], alias: str) -> None:
+    nested = alice.post(f"/contacts/{contact['id']}/notes", {alias: "via alias"})
+    assert nested.status == 201, nested.body
+    assert nested.json["body"] == "via alias"
+    assert alias == "body" or alias not in nested.json
+    flat = alice.post("/notes", {"contact_id": contact["id"], alias: "flat alias"})
+    assert flat.status == 201
+    assert flat.json["body"] == "flat alias"
+    put = alice.put(f"/notes/{flat.json['id']}", {alias: "put alias"})
+    assert put.json["body"] == "put alias"
+    patch = alice.patch(f"/notes/{flat.json['id']}", {alias: "patch alias"})
+    assert patch.json["body"] == "patch alias"
+
+
+@pytest.mark.parametrize(("first", "second"), [("body", "content"), ("text", "message"), ("noteBody", "note_body")])
+def test_two_aliases_are_422_naming_both(alice: Api, contact: dict[str, Any], first: str, second: str) -> None:
+    body = problem(alice.post(f"/contacts/{contact['id']}/notes", {first: "a", second: "b"}), 422)
+    assert first in body["detail"] and second in body["detail"]
+    assert {e["pointer"] for e in body["errors"]} == {f"#/{first}", f"#/{second}"}
+    problem(alice.patch("/notes/01M8FP1CYTGFW5FGC7TXSJ3ETH", {first: "a", second: "b"}), 422)
+
+
+@pytest.mark.parametrize("near_miss", ["bodyText", "notes", "msg", "note-body", "Body_Text"])
+def test_unknown_spellings_are_refused(alice: Api, contact: dict[str, Any], near_miss: str) -> None:
+    problem(alice.post(f"/contacts/{contact['id']}/notes", {near_miss: "x"}), 422)

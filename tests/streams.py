@@ -1,0 +1,46 @@
+"""Factories for DynamoDB stream events, built from the stored models (as Lambda delivers them)."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from typing import Any
+
+from chalicelib.models import Note
+
+STREAM_ARN = "arn:aws:dynamodb:us-east-1:123456789012:table/contact-notes-notes/stream/2026-01-01T00:00:00.000"
+_sequence = itertools.count(1)
+
+
+def record(event_name: str, new: Note | None = None, old: Note | None = None) -> dict[str, Any]:
+    """One stream record in Lambda's event shape (NEW_AND_OLD_IMAGES)."""
+    source = new or old
+    assert source is not None
+    change: dict[str, Any] = {
+        "ApproximateCreationDateTime": int(time.time()),
+        "Keys": {"owner_id": {"S": source.owner_id}, "note_id": {"S": source.note_id}},
+        "SequenceNumber": f"{next(_sequence):021d}",
+        "SizeBytes": 256,
+        "StreamViewType": "NEW_AND_OLD_IMAGES",
+    }
+    if new is not None:
+        change["NewImage"] = new.serialize()
+    if old is not None:
+        change["OldImage"] = old.serialize()
+    return {
+        "eventID": change["SequenceNumber"],
+        "eventName": event_name,
+        "eventVersion": "1.1",
+        "eventSource": "aws:dynamodb",
+        "awsRegion": "us-east-1",
+        "dynamodb": change,
+        "eventSourceARN": STREAM_ARN,
+    }
+
+
+def event(*records: dict[str, Any]) -> dict[str, Any]:
+    return {"Records": list(records)}
+
+
+def stored(owner_id: str, note_id: str) -> Note:
+    return Note.get(owner_id, note_id, consistent_read=True)

@@ -16,6 +16,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
+from typing import Any
+
+from chalicelib.config import Settings
+from devtools.stream_pump import StreamPump
 
 ROOT = Path(__file__).resolve().parent.parent
 LOOPBACK = "127.0.0.1"
@@ -79,7 +83,9 @@ def serve(host: str, port: int) -> None:
     created = create_tables(settings)
     factory = CLIFactory(str(ROOT), environ=os.environ)
     config = factory.create_config_obj(chalice_stage_name=settings.stage)
-    server = factory.create_local_server(config.chalice_app, config, host, port)
+    app = config.chalice_app
+    server = factory.create_local_server(app, config, host, port)
+    pump = _start_stream_pump(app, settings)
     tables = ", ".join(created) if created else "existing tables"
     print(
         f"contact-notes: serving http://{host}:{port}/api/v1 (stage {settings.stage}; "
@@ -90,6 +96,29 @@ def serve(host: str, port: int) -> None:
         server.serve_forever()
     finally:
         server.server.server_close()
+        if pump is not None:
+            pump.stop()
+
+
+def dead_letter_file() -> Path:
+    return Path(os.environ.get("DEAD_LETTER_FILE") or ROOT / ".local" / "dead-letters.jsonl")
+
+
+def _start_stream_pump(app: Any, settings: Settings) -> StreamPump | None:
+    """Feed the notes stream to the normalizer, as the event source mapping does on AWS."""
+    if not settings.dynamodb_endpoint or os.environ.get("STREAM_PUMP", "1") == "0":
+        return None
+    normalizer = app.handler_map["normalize_notes"]
+    pump = StreamPump(
+        endpoint=settings.dynamodb_endpoint,
+        region=settings.aws_region,
+        table_name=settings.notes_table,
+        handler=lambda event: normalizer(event, None),
+        dead_letters=dead_letter_file(),
+    )
+    pump.start()
+    print(f"contact-notes: normalizer fed from the notes stream; dead letters go to {dead_letter_file()}", flush=True)
+    return pump
 
 
 def main() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -9,9 +10,10 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import boto3
 import pytest
@@ -21,6 +23,7 @@ from moto.server import ThreadedMotoServer
 from tests.conftest import ROOT
 
 STARTUP_SECONDS = 60
+T = TypeVar("T")
 
 
 def _free_port() -> int:
@@ -92,8 +95,6 @@ def run_curl(command: str, port: int, token: str = "") -> dict[str, object]:
         check=True,
     )
     body, _, status = done.stdout.rpartition("\n")
-    import json
-
     return {"status": int(status), "body": json.loads(body)}
 
 
@@ -199,3 +200,92 @@ def test_deployed_stage_without_secret_refuses_to_start() -> None:
     )
     assert done.returncode != 0
     assert "JWT_SECRET" in done.stderr
+
+
+def _poll(check: Callable[[], T], seconds: float = 15.0) -> T:
+    """Call check() until it returns something truthy, or fail at the deadline."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(0.1)
+    raise AssertionError(f"not done within {seconds}s")
+
+
+def _processed(url: str, headers: dict[str, str]) -> dict[str, Any] | None:
+    note: dict[str, Any] = requests.get(url, headers=headers, timeout=5).json()
+    return note if note["processing_status"] == "processed" else None
+
+
+def _signed_in(base: str, username: str) -> dict[str, str]:
+    requests.post(
+        base + "/api/v1/auth/register",
+        json={"username": username, "email": f"{username}@example.com", "password": "long enough"},
+        timeout=10,
+    ).raise_for_status()
+    token = requests.post(
+        base + "/api/v1/auth/token", data={"username": username, "password": "long enough"}, timeout=10
+    ).json()["access_token"]
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_messy_note_is_normalized_end_to_end(stack: Stack) -> None:
+    headers = _signed_in(stack.base, "writer")
+    api = stack.base + "/api/v1"
+    contact = requests.post(api + "/contacts/", json={"first_name": "Ada"}, headers=headers, timeout=5).json()
+    messy = (
+        "\u00a0 Lunch\twith  Ada \u2014 #Design  #design\r\n\r\n\r\n\r\ne\u0301t\u00e9 👩🏽‍💻 \x07done #Next-Steps  "
+    )
+    created = requests.post(
+        f"{api}/contacts/{contact['id']}/notes", json={"noteBody": messy}, headers=headers, timeout=5
+    ).json()
+    assert created["processing_status"] == "pending"
+
+    note = _poll(lambda: _processed(f"{api}/notes/{created['id']}", headers))
+    assert note == {
+        **created,
+        "body": "Lunch with Ada \u2014 #Design #design\n\n\u00e9t\u00e9 👩🏽‍💻 done #Next-Steps",
+        "original_body": messy,
+        "tags": ["design", "next-steps"],
+        "processing_status": "processed",
+        "processed_at": note["processed_at"],
+        "normalizer_version": "1",
+        "failure_reason": None,
+        "version": 2,
+    }
+    assert note["processed_at"] >= created["created_at"]
+
+
+def test_poison_record_ends_in_the_dead_letter_file(tmp_path: Path) -> None:
+    store_port, api_port = _free_port(), _free_port()
+    store = ThreadedMotoServer(ip_address="127.0.0.1", port=store_port, verbose=False)
+    store.start()
+    dead_letters = tmp_path / "dead.jsonl"
+    creds = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "AWS_DEFAULT_REGION": "us-east-1"}
+    endpoint = f"http://127.0.0.1:{store_port}"
+    env = {"DYNAMODB_ENDPOINT": endpoint, "PORT": str(api_port), "DEAD_LETTER_FILE": str(dead_letters), **creds}
+    running = start_stack(env, api_port)
+    try:
+        client = boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1",
+                              aws_access_key_id="local", aws_secret_access_key="local")  # fmt: skip
+        poison = {"owner_id": {"S": "someone"}, "note_id": {"S": "poison"}, "processing_status": {"S": "pending"},
+                  "version": {"S": "not-a-number"}, "body": {"S": "x"}}  # fmt: skip
+        client.put_item(TableName="contact-notes-notes", Item=poison)
+        headers = _signed_in(running.base, "after_poison")
+        api = running.base + "/api/v1"
+        contact = requests.post(api + "/contacts", json={"first_name": "B"}, headers=headers, timeout=5).json()
+        good = requests.post(f"{api}/contacts/{contact['id']}/notes", json={"body": "a  b"}, headers=headers,
+                             timeout=5).json()  # fmt: skip
+
+        lines = _poll(lambda: dead_letters.read_text().splitlines() if dead_letters.exists() else [])
+        assert len(lines) == 1
+        entry = json.loads(lines[0])
+        assert entry["record"]["dynamodb"]["Keys"]["note_id"] == {"S": "poison"}
+        assert entry["retries"] == 3
+        # The shard moved on: the good note behind the poison record was processed.
+        note = _poll(lambda: _processed(f"{api}/notes/{good['id']}", headers))
+        assert note["body"] == "a b"
+    finally:
+        running.stop()
+        store.stop()

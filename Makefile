@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 STAGE ?= local
 
-.PHONY: run test lint tables install clean
+.PHONY: run test lint tables bench install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ run: $(STAMP)
 ## Create the tables on DYNAMODB_ENDPOINT (or AWS): idempotent.
 tables: $(STAMP)
 	$(BIN)/python -m devtools.tables
+
+## Benchmarks: a table with budgets, bench/results.json (figures also kept in BENCHMARKS.md).
+bench: $(STAMP)
+	$(BIN)/python -m bench
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -12,7 +12,7 @@ from chalicelib import services
 from chalicelib.auth import InvalidToken, verify_token
 from chalicelib.config import ConfigError
 from chalicelib.errors import BY_STATUS, AppError, BadRequest, Misconfigured
-from chalicelib.runtime import settings
+from chalicelib.runtime import api_settings, settings
 from chalicelib.schemas import ContactIn, ContactPatch, NoteCreate, NoteIn, PageQuery, RegisterIn, TokenForm
 from chalicelib.web import (
     FORM_TYPES,
@@ -41,7 +41,7 @@ app.api.cors = False
 def jwt_auth(auth_request: AuthRequest) -> AuthResponse:
     """Verify the bearer token alone (no database call); allow every route (cached per token)."""
     try:
-        principal = verify_token(settings(), auth_request.token or "")
+        principal = verify_token(api_settings(), auth_request.token or "")
     except InvalidToken:
         raise unauthorized_error() from None
     context = {"user_id": principal.user_id, "owner_id": principal.owner_id}
@@ -92,7 +92,7 @@ def normalize_notes(event: DynamoDBEvent) -> dict[str, Any]:
 def edge_headers(event: Request, get_response: Callable[[Request], Response]) -> Response:
     """Every answer carries its request id and safe headers; Chalice's own errors become problems."""
     try:
-        settings()
+        api_settings()
     except ConfigError:
         logger.exception("refusing requests: invalid configuration", extra={"request_id": request_id(event)})
         response = problem_response(Misconfigured("The service is not configured."), event)

@@ -72,7 +72,7 @@ def issue_token(settings: Settings, user_id: str) -> tuple[str, int]:
         "exp": now + ttl,
         "jti": secrets.token_urlsafe(16),
     }
-    token = jwt.encode(claims, settings.jwt_secret, algorithm="HS256", headers={"typ": TOKEN_TYPE})
+    token = jwt.encode(claims, settings.signing_secret, algorithm="HS256", headers={"typ": TOKEN_TYPE})
     return token, ttl
 
 
@@ -97,7 +97,7 @@ def verify_token(settings: Settings, authorization: str) -> Principal:
             raise InvalidToken("wrong token type")
         claims: dict[str, Any] = jwt.decode(
             token,
-            settings.jwt_secret,
+            settings.signing_secret,
             algorithms=ALGORITHMS,
             audience=settings.jwt_audience,
             issuer=settings.jwt_issuer,

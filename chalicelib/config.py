@@ -34,7 +34,9 @@ class Settings(BaseModel):
     users_table: str = "contact-notes-users"
     contacts_table: str = "contact-notes-contacts"
     notes_table: str = "contact-notes-notes"
-    jwt_secret: str = Field(repr=False)
+    # Optional here so that functions which sign nothing (the stream normalizer) can run;
+    # everything that signs or verifies goes through `signing_secret`, which refuses.
+    jwt_secret: str | None = Field(default=None, repr=False)
     jwt_issuer: str = "contact-notes"
     jwt_audience: str = "contact-notes-api"
     access_token_ttl_seconds: int = Field(default=1800, ge=60, le=86400)
@@ -44,10 +46,17 @@ class Settings(BaseModel):
 
     @field_validator("jwt_secret")
     @classmethod
-    def _secret_long_enough(cls, value: str) -> str:
-        if len(value.encode()) < MIN_SECRET_BYTES:
+    def _secret_long_enough(cls, value: str | None) -> str | None:
+        if value is not None and len(value.encode()) < MIN_SECRET_BYTES:
             raise ValueError(f"must be at least {MIN_SECRET_BYTES} bytes")
         return value
+
+    @property
+    def signing_secret(self) -> str:
+        """The key for tokens and cursors; a deployed stage without one refuses to serve."""
+        if self.jwt_secret is None:
+            raise ConfigError(f"invalid configuration: {ENV_JWT_SECRET}: required on stage {self.stage}")
+        return self.jwt_secret
 
     @property
     def is_local(self) -> bool:

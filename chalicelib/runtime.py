@@ -16,6 +16,13 @@ def settings() -> Settings:
     return current
 
 
+def api_settings() -> Settings:
+    """Settings for code that serves the API: the signing secret must be there."""
+    current = settings()
+    _ = current.signing_secret
+    return current
+
+
 def reset() -> None:
     """Re-read the environment on next use (tests, the local runner)."""
     reset_settings()

@@ -188,14 +188,14 @@ def delete_contact(owner_id: str, contact_id: str, if_match: int | None) -> None
 def _page_bounds(settings: Settings, owner_id: str, scope: str, query: PageQuery) -> str | None:
     if query.cursor is None:
         return None
-    return decode_cursor(settings.jwt_secret, owner_id, scope, query.cursor)
+    return decode_cursor(settings.signing_secret, owner_id, scope, query.cursor)
 
 
 def _next_cursor(settings: Settings, owner_id: str, scope: str, ids: list[str], limit: int) -> str | None:
     """A cursor only when a further item exists (we fetched limit + 1)."""
     if len(ids) <= limit:
         return None
-    return encode_cursor(settings.jwt_secret, owner_id, scope, ids[limit - 1])
+    return encode_cursor(settings.signing_secret, owner_id, scope, ids[limit - 1])
 
 
 def list_contacts(settings: Settings, owner_id: str, query: PageQuery) -> ContactPage:

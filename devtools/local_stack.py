@@ -77,7 +77,7 @@ def serve(host: str, port: int) -> None:
 
     runtime.reset()
     try:
-        settings = runtime.settings()
+        settings = runtime.api_settings()
     except ConfigError as exc:
         sys.exit(f"contact-notes: {exc}")
     created = create_tables(settings)

@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 from chalice.test import Client
 
+from chalicelib import runtime
 from chalicelib.models import Note
-from tests.conftest import Api, CallCounter
+from tests.conftest import ROOT, Api, CallCounter
 from tests.streams import event, record, stored
 
 MESSY = "  Met  Ada\u00a0at #PyCon\r\n\r\n\r\n\r\nFollow up on #pycon and #Hiring\t \n"
@@ -166,3 +167,16 @@ def test_note_that_cannot_be_stored_is_marked_failed_after_retries(alice: Api, c
     assert "could not be stored" in shown["failure_reason"]
     assert shown["body"] == text  # nothing lost
     assert shown["original_body"] == text
+
+
+def test_normalizer_needs_no_signing_secret(alice: Api, note: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The stream Lambda signs nothing, so a deployed stage runs it without JWT_SECRET."""
+    from app import app
+
+    item = stored(alice.user["id"], note["id"])
+    monkeypatch.delenv("JWT_SECRET")
+    runtime.reset()
+    with Client(app, stage_name="dev", project_dir=str(ROOT)) as dev:
+        payload = dev.lambda_.invoke("normalize_notes", event(record("INSERT", new=item))).payload
+    assert payload == {"batchItemFailures": []}
+    assert stored(alice.user["id"], note["id"]).processing_status == "processed"

@@ -1,0 +1,1 @@
+"""Benchmarks (`make bench`): figures with budgets, written to bench/results.json."""

@@ -1,0 +1,19 @@
+"""`make bench`: run every benchmark, print the table, write bench/results.json; exit 1 on a MISS."""
+
+from __future__ import annotations
+
+import sys
+
+from bench import normalizer
+from bench.report import print_table, write_results
+
+
+def main() -> int:
+    figures = normalizer.run()
+    print_table(figures)
+    write_results(figures, "make bench")
+    return 1 if any(f.verdict == "MISS" for f in figures) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,47 @@
+"""Figures, budgets, the printed table and bench/results.json."""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results.json"
+
+
+@dataclass
+class Figure:
+    group: str
+    name: str
+    value: float
+    unit: str
+    budget: float | None  # an upper bound (or the exact value when `exact`); None = reported only
+    exact: bool = False
+
+    @property
+    def verdict(self) -> str:
+        if self.budget is None:
+            return "INFO"
+        ok = self.value == self.budget if self.exact else self.value <= self.budget
+        return "PASS" if ok else "MISS"
+
+
+def print_table(figures: list[Figure]) -> None:
+    print(f"{'group':<12} {'figure':<52} {'value':>14} {'unit':<10} {'budget':>8}  verdict")
+    for f in figures:
+        budget = "-" if f.budget is None else ("=" if f.exact else "<=") + f"{f.budget:g}"
+        print(f"{f.group:<12} {f.name:<52} {f.value:>14,.2f} {f.unit:<10} {budget:>8}  {f.verdict}")
+
+
+def write_results(figures: list[Figure], command: str) -> None:
+    payload = {
+        "command": command,
+        "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "python": sys.version.split()[0],
+        "machine": platform.machine(),
+        "figures": [{**asdict(f), "verdict": f.verdict} for f in figures],
+    }
+    RESULTS.write_text(json.dumps(payload, indent=2) + "\n")

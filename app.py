@@ -11,7 +11,8 @@ from chalice.app import AuthRequest, AuthResponse, DynamoDBEvent, Request, Respo
 from chalicelib import services
 from chalicelib.auth import InvalidToken, verify_token
 from chalicelib.config import ConfigError
-from chalicelib.errors import BY_STATUS, AppError, BadRequest, Misconfigured
+from chalicelib.errors import BY_STATUS, AppError, BadRequest, Misconfigured, TooManyRequests
+from chalicelib.ratelimit import check_or_fail_open, policy_for
 from chalicelib.runtime import api_settings, settings
 from chalicelib.schemas import ContactIn, ContactPatch, NoteCreate, NoteIn, PageQuery, RegisterIn, TokenForm
 from chalicelib.web import (
@@ -37,15 +38,36 @@ app = Chalice(app_name="contact-notes")
 app.api.cors = False
 
 
+class UsagePlanAuthResponse(AuthResponse):
+    """Chalice's AuthResponse plus `usageIdentifierKey`, which names the API key (and so the
+    usage plan) API Gateway meters the request against when the API key source is AUTHORIZER."""
+
+    def __init__(self, *args: Any, usage_identifier_key: str | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.usage_identifier_key = usage_identifier_key
+
+    def to_dict(self, request: AuthRequest) -> dict[str, Any]:
+        result = super().to_dict(request)
+        if self.usage_identifier_key:
+            result["usageIdentifierKey"] = self.usage_identifier_key
+        return result
+
+
 @app.authorizer(ttl_seconds=300)
 def jwt_auth(auth_request: AuthRequest) -> AuthResponse:
     """Verify the bearer token alone (no database call); allow every route (cached per token)."""
+    current = api_settings()
     try:
-        principal = verify_token(api_settings(), auth_request.token or "")
+        principal = verify_token(current, auth_request.token or "")
     except InvalidToken:
         raise unauthorized_error() from None
-    context = {"user_id": principal.user_id, "owner_id": principal.owner_id}
-    return AuthResponse(routes=["*"], principal_id=principal.user_id, context=context)
+    context = {"user_id": principal.user_id, "owner_id": principal.owner_id, "tier": principal.tier}
+    return UsagePlanAuthResponse(
+        routes=["*"],
+        principal_id=principal.user_id,
+        context=context,
+        usage_identifier_key=current.usage_plan_keys.get(principal.tier),
+    )
 
 
 def _request() -> Request:
@@ -64,6 +86,8 @@ def route(
             API + path,
             methods=methods,
             authorizer=None if public else jwt_auth,
+            # On AWS the authorizer names the caller's usage-plan key (API key source AUTHORIZER).
+            api_key_required=not public,
             content_types=content_types or JSON_TYPES,
         )(handle_errors(view, _request))
         return view
@@ -89,15 +113,40 @@ def normalize_notes(event: DynamoDBEvent) -> dict[str, Any]:
 
 
 @app.middleware("http")
-def edge_headers(event: Request, get_response: Callable[[Request], Response]) -> Response:
-    """Every answer carries its request id and safe headers; Chalice's own errors become problems."""
+def edge(event: Request, get_response: Callable[[Request], Response]) -> Response:
+    """Every request: configuration check, rate limit, then the view; every answer gets
+    its request id, rate-limit headers and safe headers, and Chalice's own errors become problems."""
     try:
-        api_settings()
+        current = api_settings()
     except ConfigError:
         logger.exception("refusing requests: invalid configuration", extra={"request_id": request_id(event)})
-        response = problem_response(Misconfigured("The service is not configured."), event)
+        return _finish(problem_response(Misconfigured("The service is not configured."), event), event)
+    policy = policy_for(current)
+    decision = check_or_fail_open(_caller(event), policy)
+    if decision is not None and not decision.allowed:
+        limited = TooManyRequests(
+            f"Rate limit exceeded; retry after {decision.retry_after} seconds.", retry_after=decision.retry_after or 1
+        )
+        response = problem_response(limited, event)
     else:
         response = get_response(event)
+    if decision is not None:
+        for name, value in decision.headers(policy).items():
+            response.headers.setdefault(name, value)
+    else:
+        response.headers.setdefault("RateLimit-Policy", policy.header())
+    return _finish(response, event)
+
+
+def _caller(event: Request) -> str:
+    """Who a request counts against: the user when authenticated, else the client IP."""
+    authorizer = event.context.get("authorizer") or {}
+    if authorizer.get("user_id"):
+        return f"user#{authorizer['user_id']}"
+    return "ip#" + str((event.context.get("identity") or {}).get("sourceIp") or "unknown")
+
+
+def _finish(response: Response, event: Request) -> Response:
     if response.status_code >= 400 and _is_chalice_error(response):
         response = _chalice_error_as_problem(response, event)
     response.headers.setdefault("X-Request-Id", request_id(event))

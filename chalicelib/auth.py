@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -51,16 +52,21 @@ def verify_password(password: str, password_hash: str | None) -> bool:
         return False
 
 
+DEFAULT_TIER = "default"
+_TIER = re.compile(r"^[a-z0-9-]{1,32}$")
+
+
 @dataclass(frozen=True)
 class Principal:
     """Who a verified token speaks for."""
 
     user_id: str
     owner_id: str
+    tier: str = DEFAULT_TIER
 
 
-def issue_token(settings: Settings, user_id: str) -> tuple[str, int]:
-    """A signed access token for the user and its lifetime in seconds."""
+def issue_token(settings: Settings, user_id: str, tier: str = DEFAULT_TIER) -> tuple[str, int]:
+    """A signed access token for the user (and their usage-plan tier) and its lifetime in seconds."""
     now = int(time.time())
     ttl = settings.access_token_ttl_seconds
     claims = {
@@ -71,6 +77,7 @@ def issue_token(settings: Settings, user_id: str) -> tuple[str, int]:
         "nbf": now,
         "exp": now + ttl,
         "jti": secrets.token_urlsafe(16),
+        "tier": tier,
     }
     token = jwt.encode(claims, settings.signing_secret, algorithm="HS256", headers={"typ": TOKEN_TYPE})
     return token, ttl
@@ -106,7 +113,9 @@ def verify_token(settings: Settings, authorization: str) -> Principal:
         )
     except jwt.PyJWTError as exc:
         raise InvalidToken(str(exc)) from exc
-    subject = claims["sub"]
+    subject, tier = claims["sub"], claims.get("tier", DEFAULT_TIER)
     if not isinstance(subject, str) or not subject:
         raise InvalidToken("bad subject")
-    return Principal(user_id=subject, owner_id=subject)
+    if not isinstance(tier, str) or not _TIER.match(tier):
+        raise InvalidToken("bad tier")
+    return Principal(user_id=subject, owner_id=subject, tier=tier)

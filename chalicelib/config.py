@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 from functools import lru_cache
@@ -34,6 +35,7 @@ class Settings(BaseModel):
     users_table: str = "contact-notes-users"
     contacts_table: str = "contact-notes-contacts"
     notes_table: str = "contact-notes-notes"
+    rate_limits_table: str = "contact-notes-rate-limits"
     # Optional here so that functions which sign nothing (the stream normalizer) can run;
     # everything that signs or verifies goes through `signing_secret`, which refuses.
     jwt_secret: str | None = Field(default=None, repr=False)
@@ -43,6 +45,27 @@ class Settings(BaseModel):
     default_phone_region: str = Field(default="US", pattern=r"^[A-Z]{2}$")
     max_request_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
     log_level: str = "INFO"
+    # Per caller (user, or client IP when anonymous): a bucket of `burst` requests refilled
+    # at `per_second`. A caller that keeps sending while limited waits twice as long each time.
+    rate_limit_burst: int = Field(default=60, ge=1, le=100_000)
+    rate_limit_per_second: float = Field(default=10.0, gt=0, le=100_000)
+    rate_limit_backoff_max_seconds: int = Field(default=300, ge=1, le=86_400)
+    login_max_failures: int = Field(default=5, ge=1, le=1000)
+    login_backoff_base_seconds: float = Field(default=1.0, gt=0, le=3600)
+    login_backoff_max_seconds: int = Field(default=900, ge=1, le=86_400)
+    # API Gateway usage plans: tier name -> the API key value the authorizer names for it
+    # (API key source AUTHORIZER). Empty locally, where no gateway enforces plans.
+    usage_plan_keys: dict[str, str] = Field(default_factory=dict, repr=False)
+
+    @field_validator("usage_plan_keys", mode="before")
+    @classmethod
+    def _keys_from_json(cls, value: object) -> object:
+        if isinstance(value, str):
+            try:
+                return json.loads(value)
+            except ValueError as exc:
+                raise ValueError("must be a JSON object of tier name to API key") from exc
+        return value
 
     @field_validator("jwt_secret")
     @classmethod
@@ -77,6 +100,14 @@ _FIELDS_FROM_ENV = {
     "default_phone_region": "DEFAULT_PHONE_REGION",
     "max_request_bytes": "MAX_REQUEST_BYTES",
     "log_level": "LOG_LEVEL",
+    "rate_limits_table": "RATE_LIMITS_TABLE",
+    "rate_limit_burst": "RATE_LIMIT_BURST",
+    "rate_limit_per_second": "RATE_LIMIT_PER_SECOND",
+    "rate_limit_backoff_max_seconds": "RATE_LIMIT_BACKOFF_MAX_SECONDS",
+    "login_max_failures": "LOGIN_MAX_FAILURES",
+    "login_backoff_base_seconds": "LOGIN_BACKOFF_BASE_SECONDS",
+    "login_backoff_max_seconds": "LOGIN_BACKOFF_MAX_SECONDS",
+    "usage_plan_keys": "USAGE_PLAN_KEYS",
 }
 
 # The local stage may run without a configured secret: one is made per process, so

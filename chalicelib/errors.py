@@ -94,3 +94,10 @@ BY_STATUS: dict[int, type[AppError]] = {
     405: MethodNotAllowed,
     415: UnsupportedMediaType,
 }
+
+
+class TooManyRequests(AppError):
+    status, slug, title = 429, "too-many-requests", "Too many requests"
+
+    def __init__(self, detail: str | None = None, *, retry_after: int, headers: dict[str, str] | None = None) -> None:
+        super().__init__(detail, headers={**(headers or {}), "Retry-After": str(max(1, retry_after))})

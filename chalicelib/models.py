@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pynamodb.attributes import ListAttribute, NumberAttribute, UnicodeAttribute
+from pynamodb.attributes import ListAttribute, NumberAttribute, TTLAttribute, UnicodeAttribute
 from pynamodb.indexes import AllProjection, LocalSecondaryIndex
 from pynamodb.models import Model
 
@@ -45,6 +45,7 @@ class UserRecord(Model):
     username = UnicodeAttribute(null=True)
     email = UnicodeAttribute(null=True)
     password_hash = UnicodeAttribute(null=True)
+    tier = UnicodeAttribute(null=True)  # usage-plan tier; absent means "default"
     created_at = UnicodeAttribute(null=True)
     updated_at = UnicodeAttribute(null=True)
     version = NumberAttribute(default=1)
@@ -114,11 +115,30 @@ class Note(Model):
     by_contact = NotesByContact()
 
 
+class RateLimitRecord(Model):
+    """One limiter item per caller (user#id, ip#addr) or login (login#name); expired by TTL.
+
+    Written only with conditional UpdateItems (chalicelib.store), never read first on the
+    request path. Times are epoch microseconds.
+    """
+
+    class Meta(_BaseMeta):
+        pass
+
+    key = UnicodeAttribute(hash_key=True)
+    tat = NumberAttribute(null=True)  # GCRA theoretical arrival time
+    blocked_until = NumberAttribute(null=True)  # set while a caller is told to back off
+    penalty = NumberAttribute(null=True)  # the last back-off given, doubled on each early retry
+    failures = NumberAttribute(null=True)  # failed logins in a row
+    locked_until = NumberAttribute(null=True)  # login lock
+    expires_at = TTLAttribute(null=True)
+
+
 def contact_note_key(contact_id: str, note_id: str) -> str:
     return f"{contact_id}#{note_id}"
 
 
-ALL_MODELS: tuple[type[Model], ...] = (UserRecord, Contact, Note)
+ALL_MODELS: tuple[type[Model], ...] = (UserRecord, Contact, Note, RateLimitRecord)
 
 
 def bind_models(settings: Settings) -> None:
@@ -127,12 +147,14 @@ def bind_models(settings: Settings) -> None:
         UserRecord: settings.users_table,
         Contact: settings.contacts_table,
         Note: settings.notes_table,
+        RateLimitRecord: settings.rate_limits_table,
     }
     for model, table_name in names.items():
         meta: Any = model.Meta
-        meta.table_name = table_name
-        meta.region = settings.aws_region
-        meta.host = settings.dynamodb_endpoint
+        target = (table_name, settings.aws_region, settings.dynamodb_endpoint)
+        if (meta.table_name, meta.region, meta.host) == target:
+            continue  # keep the connection (and its client) when nothing changed
+        meta.table_name, meta.region, meta.host = target
         model._connection = None  # rebuilt lazily with the new Meta
 
 

@@ -6,6 +6,7 @@ from functools import lru_cache
 
 from chalicelib.config import Settings, get_settings, reset_settings
 from chalicelib.models import bind_models
+from chalicelib.ratelimit import reset_hints
 
 
 @lru_cache(maxsize=1)
@@ -27,3 +28,4 @@ def reset() -> None:
     """Re-read the environment on next use (tests, the local runner)."""
     reset_settings()
     settings.cache_clear()
+    reset_hints()

@@ -7,7 +7,7 @@ from typing import Any
 import phonenumbers
 from pynamodb.expressions.update import Action
 
-from chalicelib import auth, store
+from chalicelib import auth, ratelimit, store
 from chalicelib.config import Settings
 from chalicelib.errors import NotFound, Unauthorized, ValidationFailed
 from chalicelib.ids import is_valid_id, new_id, utc_now
@@ -61,11 +61,18 @@ def register(data: RegisterIn) -> UserOut:
 
 
 def login(settings: Settings, username: str, password: str) -> TokenOut:
-    """Exchange a password for an access token; unknown user and wrong password look alike."""
+    """Exchange a password for an access token; unknown user and wrong password look alike.
+
+    A locked account is refused before the password is even checked (429, no oracle);
+    failures count per username, known or not, and a success clears them.
+    """
+    seen = ratelimit.ensure_login_allowed(username, settings)
     user = store.find_user_by_username(username)
     if not auth.verify_password(password, user.password_hash if user else None) or user is None:
+        ratelimit.record_login_failure(username, seen, settings)
         raise Unauthorized("Incorrect username or password.")
-    token, ttl = auth.issue_token(settings, user.user_id)
+    ratelimit.record_login_success(username, seen)
+    token, ttl = auth.issue_token(settings, user.user_id, user.tier or auth.DEFAULT_TIER)
     return TokenOut(access_token=token, expires_in=ttl)
 
 

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from botocore.exceptions import ClientError
 from pynamodb.connection import Connection
 from pynamodb.exceptions import PynamoDBException, TransactWriteError
 from pynamodb.expressions.condition import Condition
@@ -26,6 +27,7 @@ from chalicelib.models import (
     USERNAME_PREFIX,
     Contact,
     Note,
+    RateLimitRecord,
     UserRecord,
     contact_note_key,
 )
@@ -343,3 +345,55 @@ def _conditional_note_update(owner_id: str, note_id: str, actions: list[Action],
             return False
         raise
     return True
+
+
+# ---- rate limits ------------------------------------------------------------------------------
+# Raw UpdateItem through the model's own client: PynamoDB does not expose
+# ReturnValuesOnConditionCheckFailure, which lets a refused update tell us the item's state
+# without a read.
+
+
+def limiter_update(key: str, update: str, condition: str, values: dict[str, int]) -> tuple[bool, dict[str, int]]:
+    """One conditional UpdateItem on a limiter item.
+
+    Returns (True, item after) when the condition held, (False, item before) when it did not
+    ({} for an absent item). Other failures (throttling, outage) raise botocore errors.
+    """
+    client = RateLimitRecord._get_connection().connection.client
+    try:
+        out = client.update_item(
+            TableName=RateLimitRecord.Meta.table_name,
+            Key={"key": {"S": key}},
+            UpdateExpression=update,
+            ConditionExpression=condition,
+            ExpressionAttributeValues={name: {"N": str(value)} for name, value in values.items()},
+            ReturnValues="ALL_NEW",
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+        )
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == CONDITION_FAILED:
+            return False, _numbers(exc.response.get("Item") or {})
+        raise
+    return True, _numbers(out.get("Attributes") or {})
+
+
+def _numbers(item: dict[str, Any]) -> dict[str, int]:
+    return {name: int(float(value["N"])) for name, value in item.items() if "N" in value}
+
+
+def get_login_state(key: str) -> dict[str, int]:
+    with _dynamodb_errors():
+        try:
+            record = RateLimitRecord.get(key, consistent_read=True)
+        except RateLimitRecord.DoesNotExist:
+            return {}
+    return {
+        name: int(value)
+        for name, value in (("failures", record.failures), ("locked_until", record.locked_until))
+        if value is not None
+    }
+
+
+def clear_login_state(key: str) -> None:
+    with _dynamodb_errors():
+        RateLimitRecord(key).delete()

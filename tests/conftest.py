@@ -20,14 +20,30 @@ TEST_SECRET = "test-only-secret-0123456789abcdef0123456789"
 API = "/api/v1"
 
 
+LIMITER_TABLE = "contact-notes-rate-limits"
+COUNT_EVENT = "before-parameter-build.dynamodb"
+
+
 class CallCounter:
-    """DynamoDB operations sent by our models, counted through botocore's event hooks."""
+    """DynamoDB operations sent by our models, counted through botocore's event hooks.
+
+    Calls on the rate-limit table are kept apart (`limiter_calls`) from the application's
+    own (`calls`, `by_operation()`), so each budget can be asserted on its own.
+    """
 
     def __init__(self) -> None:
-        self.calls: list[str] = []
+        self.log: list[tuple[str, str | None]] = []
 
-    def __call__(self, model: Any, **_: Any) -> None:
-        self.calls.append(model.name)
+    def __call__(self, model: Any, params: dict[str, Any], **_: Any) -> None:
+        self.log.append((model.name, params.get("TableName")))
+
+    @property
+    def calls(self) -> list[str]:
+        return [operation for operation, table in self.log if table != LIMITER_TABLE]
+
+    @property
+    def limiter_calls(self) -> list[str]:
+        return [operation for operation, table in self.log if table == LIMITER_TABLE]
 
     def by_operation(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -36,7 +52,7 @@ class CallCounter:
         return counts
 
     def reset(self) -> None:
-        self.calls.clear()
+        self.log.clear()
 
 
 @pytest.fixture(autouse=True)
@@ -49,6 +65,9 @@ def environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.delenv("DYNAMODB_ENDPOINT", raising=False)
     monkeypatch.setenv("JWT_SECRET", TEST_SECRET)
     monkeypatch.setenv("STAGE", "local")
+    # Most tests make many requests quickly as one user; the rate-limit tests set their own.
+    monkeypatch.setenv("RATE_LIMIT_BURST", "100000")
+    monkeypatch.setenv("RATE_LIMIT_PER_SECOND", "100000")
     runtime.reset()
     yield
     runtime.reset()
@@ -62,11 +81,11 @@ def dynamodb() -> Iterator[CallCounter]:
         counter = CallCounter()
         clients = {id(c): c for c in (m._get_connection().connection.client for m in ALL_MODELS)}
         for client in clients.values():
-            client.meta.events.register("before-call.dynamodb", counter)
+            client.meta.events.register(COUNT_EVENT, counter)
         yield counter
         for client in clients.values():
-            client.meta.events.unregister("before-call.dynamodb", counter)
-        assert "Scan" not in counter.calls, "a Scan ran: no request path may scan"
+            client.meta.events.unregister(COUNT_EVENT, counter)
+        assert all(operation != "Scan" for operation, _ in counter.log), "a Scan ran: no request path may scan"
 
 
 @dataclass

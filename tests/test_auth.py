@@ -132,7 +132,8 @@ def test_token_for_correct_password(anon: Api) -> None:
     header = jwt.get_unverified_header(token["access_token"])
     assert header == {"alg": "HS256", "typ": "at+jwt"}
     claims = jwt.decode(token["access_token"], TEST_SECRET, algorithms=["HS256"], audience="contact-notes-api")
-    assert set(claims) == {"iss", "aud", "sub", "iat", "nbf", "exp", "jti"}
+    assert set(claims) == {"iss", "aud", "sub", "iat", "nbf", "exp", "jti", "tier"}
+    assert claims["tier"] == "default"
     assert claims["exp"] - claims["iat"] == 1800
     assert reply.header("cache-control") == "no-store"
 
@@ -297,7 +298,8 @@ def test_authorizer_lambda_allows_every_route_for_a_valid_token(alice: Api, chal
     event = {"type": "TOKEN", "authorizationToken": f"Bearer {alice.token}", "methodArn": arn}
     result = chalice_client.lambda_.invoke("jwt_auth", event).payload
     assert result["principalId"] == alice.user["id"]
-    assert result["context"] == {"user_id": alice.user["id"], "owner_id": alice.user["id"]}
+    assert result["context"] == {"user_id": alice.user["id"], "owner_id": alice.user["id"], "tier": "default"}
+    assert "usageIdentifierKey" not in result  # no usage plans locally
     statement = result["policyDocument"]["Statement"][0]
     assert statement["Effect"] == "Allow"
     assert statement["Resource"] == ["arn:aws:execute-api:us-east-1:123456789012:abc/api/*/*"]
@@ -306,3 +308,21 @@ def test_authorizer_lambda_allows_every_route_for_a_valid_token(alice: Api, chal
 def test_public_routes_need_no_token(anon: Api) -> None:
     assert anon.get("/health").status == 200
     assert anon.get("/health").json == {"status": "ok"}
+
+
+def test_authorizer_names_the_usage_plan_key_of_the_users_tier(
+    alice: Api, chalice_client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chalicelib import runtime
+
+    monkeypatch.setenv("USAGE_PLAN_KEYS", '{"default": "key-for-default-tier", "pro": "key-for-pro"}')
+    runtime.reset()
+    event = {"type": "TOKEN", "authorizationToken": f"Bearer {alice.token}", "methodArn": "arn:aws:execute-api:x"}
+    assert chalice_client.lambda_.invoke("jwt_auth", event).payload["usageIdentifierKey"] == "key-for-default-tier"
+    pro = _token({"tier": "pro"}, sub=alice.user["id"])
+    event["authorizationToken"] = f"Bearer {pro}"
+    assert chalice_client.lambda_.invoke("jwt_auth", event).payload["usageIdentifierKey"] == "key-for-pro"
+
+
+def test_token_with_a_malformed_tier_is_401(anon: Api) -> None:
+    problem_like_401(anon.get("/auth/me", headers={"authorization": f"Bearer {_token({'tier': 'Pro Tier!'})}"}))

@@ -88,6 +88,9 @@ CASES: list[tuple[str, Request, int, dict[str, int]]] = [
 ]
 
 
+LOCKOUT_READS = {"POST /auth/token": ["GetItem"]}
+
+
 @pytest.mark.parametrize(("name", "send", "status", "expected"), CASES, ids=[c[0] for c in CASES])
 def test_calls_per_request(
     alice: Api,
@@ -102,6 +105,8 @@ def test_calls_per_request(
     reply = send(alice, world)
     assert reply.status == status, reply.body
     assert dynamodb.by_operation() == expected
+    # The rate limiter adds exactly one call; sign-in also reads the account's lockout item.
+    assert dynamodb.limiter_calls == ["UpdateItem", *LOCKOUT_READS.get(name, [])]
 
 
 def test_authorizer_makes_no_calls(alice: Api, chalice_client: Client, dynamodb: CallCounter) -> None:

@@ -289,3 +289,22 @@ def test_poison_record_ends_in_the_dead_letter_file(tmp_path: Path) -> None:
     finally:
         running.stop()
         store.stop()
+
+
+def test_rate_limits_through_the_local_stack() -> None:
+    port = _free_port()
+    running = start_stack({"PORT": str(port), "RATE_LIMIT_BURST": "3", "RATE_LIMIT_PER_SECOND": "0.5"}, port)
+    try:
+        # The stack's own readiness probe spent one token from this IP's bucket.
+        replies = [requests.get(running.base + "/api/v1/health", timeout=5) for _ in range(3)]
+        statuses = [r.status_code for r in replies]
+        assert statuses == [200, 200, 429]
+        limited = replies[-1]
+        assert limited.headers["Content-Type"] == "application/problem+json"
+        assert limited.json()["status"] == 429
+        assert int(limited.headers["Retry-After"]) >= 1
+        assert limited.headers["RateLimit-Policy"] == '"default";q=3;w=6'
+        assert re.fullmatch(r'"default";r=0;t=\d+', limited.headers["RateLimit"])
+        assert replies[0].headers["RateLimit"].startswith('"default";r=1;')
+    finally:
+        running.stop()

@@ -1,0 +1,74 @@
+"""A small client-side helper: retry with exponential backoff, full jitter, and Retry-After.
+
+Usable with any HTTP library: give `call_with_retries` a function that sends the request
+and returns something with `.status_code` and `.headers` (requests, httpx and urllib3
+responses all do).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Protocol, TypeVar
+
+RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
+
+
+class Response(Protocol):
+    status_code: int
+    headers: Mapping[str, str]
+
+
+R = TypeVar("R", bound=Response)
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Full-jitter exponential backoff: sleep uniform(0, min(cap, base * 2**attempt))."""
+
+    base: float = 0.5
+    cap: float = 30.0
+    max_attempts: int = 6
+
+    def delay(self, attempt: int, retry_after: float | None, rand: Callable[[], float] = random.random) -> float:
+        """Seconds to wait before retry number `attempt` (0-based).
+
+        The server's Retry-After is a floor: never come back before it; jitter is added on
+        top so that many clients told the same time do not return in one burst.
+        """
+        jittered = rand() * min(self.cap, self.base * 2**attempt)
+        return jittered if retry_after is None else retry_after + jittered * 0.1
+
+
+def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) -> float | None:
+    """Retry-After as seconds: delta-seconds or an HTTP date (RFC 9110 §10.2.3); None if absent or bad."""
+    value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def call_with_retries(
+    send: Callable[[], R],
+    backoff: Backoff = Backoff(),
+    sleep: Callable[[float], None] = time.sleep,
+    rand: Callable[[], float] = random.random,
+) -> R:
+    """Send, and on 429/502/503/504 wait (honouring Retry-After) and send again, a bounded number of times."""
+    response = send()
+    for attempt in range(backoff.max_attempts - 1):
+        if response.status_code not in RETRYABLE_STATUSES:
+            return response
+        sleep(backoff.delay(attempt, retry_after_seconds(response.headers), rand))
+        response = send()
+    return response

@@ -1,0 +1,95 @@
+"""The merge template in infra/: what the deployed stack adds that Chalice cannot express.
+
+(Packaging it with `chalice package` and validating the result offline is a later step.)
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from chalicelib import runtime
+from tests.conftest import ROOT
+
+
+@pytest.fixture(scope="module")
+def resources() -> dict[str, Any]:
+    template = json.loads((ROOT / "infra" / "template.json").read_text())
+    return template["Resources"]  # type: ignore[no-any-return]
+
+
+def _of_type(resources: dict[str, Any], kind: str) -> dict[str, Any]:
+    return {name: r for name, r in resources.items() if r.get("Type") == kind}
+
+
+def test_usage_plans_keys_and_authorizer_key_source(resources: dict[str, Any]) -> None:
+    assert resources["RestAPI"]["Properties"]["ApiKeySourceType"] == "AUTHORIZER"
+    plans = _of_type(resources, "AWS::ApiGateway::UsagePlan")
+    assert len(plans) >= 2
+    for plan in plans.values():
+        props = plan["Properties"]
+        assert props["Throttle"]["RateLimit"] > 0 and props["Throttle"]["BurstLimit"] > 0
+        assert props["Quota"]["Limit"] > 0
+    keys = _of_type(resources, "AWS::ApiGateway::ApiKey")
+    links = _of_type(resources, "AWS::ApiGateway::UsagePlanKey")
+    assert {link["Properties"]["KeyId"]["Ref"] for link in links.values()} == set(keys)
+    assert {link["Properties"]["UsagePlanId"]["Ref"] for link in links.values()} == set(plans)
+    env = resources["JwtAuth"]["Properties"]["Environment"]["Variables"]
+    assert "USAGE_PLAN_KEYS" in env
+
+
+@pytest.mark.parametrize("response_type", ["THROTTLED", "QUOTA_EXCEEDED"])
+def test_gateway_429s_match_the_apps_problem(
+    resources: dict[str, Any], response_type: str, alice: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gateway = next(
+        r["Properties"]
+        for r in _of_type(resources, "AWS::ApiGateway::GatewayResponse").values()
+        if r["Properties"]["ResponseType"] == response_type
+    )
+    assert gateway["StatusCode"] == "429"
+    assert gateway["ResponseParameters"]["gatewayresponse.header.Content-Type"] == "'application/problem+json'"
+    body = json.loads(gateway["ResponseTemplates"]["application/json"])
+    # The app's own 429, for comparison.
+    monkeypatch.setenv("RATE_LIMIT_BURST", "1")
+    monkeypatch.setenv("RATE_LIMIT_PER_SECOND", "0.1")
+    runtime.reset()
+    alice.get("/contacts")
+    limited = alice.get("/contacts")
+    assert limited.status == 429
+    app_body = limited.json
+    assert {k: body[k] for k in ("type", "title", "status")} == {k: app_body[k] for k in ("type", "title", "status")}
+    assert set(body) <= set(app_body)
+
+
+def test_stream_mapping_settings(resources: dict[str, Any]) -> None:
+    source = resources["NormalizeNotes"]["Properties"]["Events"]["NormalizeNotesDynamodbEventSource"]["Properties"]
+    assert source["Stream"] == {"Fn::GetAtt": ["NotesTable", "StreamArn"]}
+    assert source["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert source["BisectBatchOnFunctionError"] is True
+    assert source["MaximumRetryAttempts"] == 3
+    assert 0 < source["MaximumRecordAgeInSeconds"] <= 86_400
+    assert source["DestinationConfig"]["OnFailure"]["Destination"] == {
+        "Fn::GetAtt": ["NormalizerDeadLetterQueue", "Arn"]
+    }
+    assert resources["NotesTable"]["Properties"]["StreamSpecification"]["StreamViewType"] == "NEW_AND_OLD_IMAGES"
+
+
+def test_tables_match_the_models(resources: dict[str, Any]) -> None:
+    from chalicelib.models import Contact, Note, RateLimitRecord, UserRecord
+
+    for name, model in (("UsersTable", UserRecord), ("ContactsTable", Contact), ("NotesTable", Note),
+                        ("RateLimitsTable", RateLimitRecord)):  # fmt: skip
+        props = resources[name]["Properties"]
+        schema = model._get_schema()
+        assert sorted(props["KeySchema"], key=lambda k: k["KeyType"]) == sorted(
+            ({"AttributeName": k["AttributeName"], "KeyType": k["KeyType"]} for k in schema["key_schema"]),
+            key=lambda k: k["KeyType"],
+        ), name
+        assert props["BillingMode"] == "PAY_PER_REQUEST"
+    assert resources["RateLimitsTable"]["Properties"]["TimeToLiveSpecification"] == {
+        "AttributeName": "expires_at",
+        "Enabled": True,
+    }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -11,7 +12,7 @@ from chalice.app import AuthRequest, AuthResponse, DynamoDBEvent, Request, Respo
 from chalicelib import services
 from chalicelib.auth import InvalidToken, verify_token
 from chalicelib.config import ConfigError
-from chalicelib.errors import BY_STATUS, AppError, BadRequest, Misconfigured, TooManyRequests
+from chalicelib.errors import BY_STATUS, AppError, BadRequest, Misconfigured, TooManyRequests, Unauthorized
 from chalicelib.ratelimit import check_or_fail_open, policy_for
 from chalicelib.runtime import api_settings, settings
 from chalicelib.schemas import ContactIn, ContactPatch, NoteCreate, NoteIn, PageQuery, RegisterIn, TokenForm
@@ -61,7 +62,14 @@ def jwt_auth(auth_request: AuthRequest) -> AuthResponse:
         principal = verify_token(current, auth_request.token or "")
     except InvalidToken:
         raise unauthorized_error() from None
-    context = {"user_id": principal.user_id, "owner_id": principal.owner_id, "tier": principal.tier}
+    context = {
+        "user_id": principal.user_id,
+        "owner_id": principal.owner_id,
+        "tier": principal.tier,
+        # API Gateway caches this answer per token for ttl_seconds; the API checks exp again
+        # so that a token expiring inside that window stops working on time.
+        "exp": str(principal.expires_at),
+    }
     return UsagePlanAuthResponse(
         routes=["*"],
         principal_id=principal.user_id,
@@ -88,11 +96,16 @@ def route(
             authorizer=None if public else jwt_auth,
             # On AWS the authorizer names the caller's usage-plan key (API key source AUTHORIZER).
             api_key_required=not public,
-            content_types=content_types or JSON_TYPES,
+            content_types=content_types or _default_content_types(methods),
         )(handle_errors(view, _request))
         return view
 
     return register
+
+
+def _default_content_types(methods: list[str]) -> list[str]:
+    """JSON for methods that carry a body; anything for GET/DELETE, whose body is ignored."""
+    return JSON_TYPES if set(methods) & {"POST", "PUT", "PATCH"} else ["*/*"]
 
 
 # Chalice needs a stream ARN when the app is defined; the real one (the notes table's
@@ -121,6 +134,8 @@ def edge(event: Request, get_response: Callable[[Request], Response]) -> Respons
     except ConfigError:
         logger.exception("refusing requests: invalid configuration", extra={"request_id": request_id(event)})
         return _finish(problem_response(Misconfigured("The service is not configured."), event), event)
+    if _token_expired(event):
+        return _finish(problem_response(Unauthorized("The access token has expired."), event), event)
     policy = policy_for(current)
     decision = check_or_fail_open(_caller(event), policy)
     if decision is not None and not decision.allowed:
@@ -136,6 +151,11 @@ def edge(event: Request, get_response: Callable[[Request], Response]) -> Respons
     else:
         response.headers.setdefault("RateLimit-Policy", policy.header())
     return _finish(response, event)
+
+
+def _token_expired(event: Request) -> bool:
+    expires = str((event.context.get("authorizer") or {}).get("exp") or "")
+    return expires.isascii() and expires.isdigit() and int(expires) <= time.time()
 
 
 def _caller(event: Request) -> str:

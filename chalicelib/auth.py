@@ -63,6 +63,7 @@ class Principal:
     user_id: str
     owner_id: str
     tier: str = DEFAULT_TIER
+    expires_at: int = 0
 
 
 def issue_token(settings: Settings, user_id: str, tier: str = DEFAULT_TIER) -> tuple[str, int]:
@@ -118,4 +119,4 @@ def verify_token(settings: Settings, authorization: str) -> Principal:
         raise InvalidToken("bad subject")
     if not isinstance(tier, str) or not _TIER.match(tier):
         raise InvalidToken("bad tier")
-    return Principal(user_id=subject, owner_id=subject, tier=tier)
+    return Principal(user_id=subject, owner_id=subject, tier=tier, expires_at=int(claims["exp"]))

@@ -27,8 +27,8 @@ def _single_line(value: str) -> str:
 
 
 def _not_blank(value: str) -> str:
-    # Blank means nothing visible: whitespace and control characters only.
-    if all(ch.isspace() or unicodedata.category(ch) == "Cc" for ch in value):
+    # Blank means nothing visible: whitespace, control and format characters (U+200B ...) only.
+    if all(ch.isspace() or unicodedata.category(ch) in ("Cc", "Cf") for ch in value):
         raise ValueError("must not be blank")
     return value
 

@@ -6,7 +6,9 @@ failures become domain errors here; throttling and outages become ServiceUnavail
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import random
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -59,16 +61,44 @@ def _condition_failed(exc: PynamoDBException) -> bool:
     return exc.cause_response_code == CONDITION_FAILED
 
 
-def _transaction(model: type[Any]) -> TransactWrite:
+TRANSACTION_ATTEMPTS = 3
+
+
+def _transact(model: type[Any], token: str, write: Callable[[TransactWrite], None]) -> list[int]:
+    """Run one TransactWriteItems; return the positions whose condition failed ([] = committed).
+
+    The client request token (the new item's id) makes botocore's own retries after a lost
+    response idempotent. A transaction cancelled only because another one touched the same
+    item at the same moment (TransactionConflict: two notes added to one contact at once)
+    is tried again a few times after a short jittered pause, then answered 503.
+    """
     # Reuse the model's connection (and its client) rather than building a new one.
     connection: Connection = model._get_connection().connection
-    return TransactWrite(connection=connection)
+    for attempt in range(TRANSACTION_ATTEMPTS):
+        try:
+            with _dynamodb_errors(), TransactWrite(connection=connection, client_request_token=token) as txn:
+                write(txn)
+            return []
+        except TransactWriteError as exc:
+            codes = _cancellation_codes(exc)
+            failed = [i for i, code in enumerate(codes) if code == "ConditionalCheckFailed"]
+            if failed:
+                return failed
+            if not codes or any(code not in _RETRYABLE_CANCELLATIONS for code in codes if code != "None"):
+                raise
+            if attempt + 1 == TRANSACTION_ATTEMPTS:
+                raise ServiceUnavailable("Busy: retry shortly.", headers={"Retry-After": "1"}) from exc
+            time.sleep(random.uniform(0.01, 0.05) * 2**attempt)  # noqa: S311 (jitter, not security)
+    return []
 
 
-def _cancelled_at(exc: TransactWriteError) -> list[int]:
-    """Positions of the transaction items whose condition failed."""
-    reasons = exc.cancellation_reasons if exc.cause_response_code == "TransactionCanceledException" else []
-    return [i for i, reason in enumerate(reasons) if reason is not None and reason.code == "ConditionalCheckFailed"]
+_RETRYABLE_CANCELLATIONS = {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"}
+
+
+def _cancellation_codes(exc: TransactWriteError) -> list[str]:
+    if exc.cause_response_code != "TransactionCanceledException":
+        return []
+    return [reason.code if reason is not None else "None" for reason in exc.cancellation_reasons]
 
 
 # ---- users ---------------------------------------------------------------------------
@@ -88,18 +118,18 @@ def create_user(user: UserRecord) -> None:
         UserRecord(username_key(user.username or ""), user_id=user.user_id),
         UserRecord(email_key(user.email or ""), user_id=user.user_id),
     ]
-    try:
-        with _dynamodb_errors(), _transaction(UserRecord) as txn:
-            txn.save(user, condition=UserRecord.pk.does_not_exist())
-            for claim in claims:
-                txn.save(claim, condition=UserRecord.pk.does_not_exist())
-    except TransactWriteError as exc:
-        failed = _cancelled_at(exc)
-        if 1 in failed:
-            raise Conflict("That username is already taken.") from exc
-        if 2 in failed:
-            raise Conflict("That email address is already registered.") from exc
-        raise
+
+    def write(txn: TransactWrite) -> None:
+        for item in (user, *claims):
+            txn.save(item, condition=UserRecord.pk.does_not_exist())
+
+    failed = _transact(UserRecord, user.user_id, write)
+    if 1 in failed:
+        raise Conflict("That username is already taken.")
+    if 2 in failed:
+        raise Conflict("That email address is already registered.")
+    if failed:
+        raise Conflict("That account already exists.")
 
 
 def get_user(user_id: str) -> UserRecord | None:
@@ -198,14 +228,16 @@ def query_contacts(owner_id: str, limit: int, after_id: str | None) -> list[Cont
 
 def put_new_note(note: Note) -> None:
     """One transaction: the note is written only while its contact exists."""
-    try:
-        with _dynamodb_errors(), _transaction(Note) as txn:
-            txn.condition_check(Contact, note.owner_id, note.contact_id, condition=Contact.contact_id.exists())
-            txn.save(note, condition=Note.note_id.does_not_exist())
-    except TransactWriteError as exc:
-        if 0 in _cancelled_at(exc):
-            raise NotFound("Contact not found.") from exc
-        raise
+
+    def write(txn: TransactWrite) -> None:
+        txn.condition_check(Contact, note.owner_id, note.contact_id, condition=Contact.contact_id.exists())
+        txn.save(note, condition=Note.note_id.does_not_exist())
+
+    failed = _transact(Note, note.note_id, write)
+    if 0 in failed:
+        raise NotFound("Contact not found.")
+    if failed:
+        raise Conflict("That note already exists.")
 
 
 def get_note(owner_id: str, note_id: str) -> Note | None:

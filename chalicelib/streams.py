@@ -55,11 +55,20 @@ def pending_note(record: DynamoDBRecord) -> PendingNote | None:
     image: dict[str, Any] = record.dynamodb.new_image if record.dynamodb else {}
     if image.get("processing_status") != PENDING:
         return None
+    if _only_attempts_changed(record, image):
+        return None  # our own failed-attempt count: the record that caused it is being retried
     version = image["version"]
     if not isinstance(version, (int, Decimal)):
         raise TypeError("version is not a number")
     text = image.get("original_body") or image["body"]
     return PendingNote(str(image["owner_id"]), str(image["note_id"]), int(version), str(text))
+
+
+def _only_attempts_changed(record: DynamoDBRecord, new: dict[str, Any]) -> bool:
+    if record.event_name != DynamoDBRecordEventName.MODIFY or record.dynamodb is None:
+        return False
+    old: dict[str, Any] = record.dynamodb.old_image or {}
+    return old.get("processing_status") == PENDING and old.get("version") == new.get("version")
 
 
 def process(note: PendingNote) -> None:
@@ -85,7 +94,9 @@ def handle_record(record: DynamoDBRecord) -> None:
         process(note)
     except PermanentFailure as failure:
         attempts = store.count_failed_attempt(note.owner_id, note.note_id, note.version)
-        if attempts is not None and attempts >= MAX_ATTEMPTS:
+        if attempts is None:
+            return  # the note moved on (edited or deleted): nothing left to do for this record
+        if attempts >= MAX_ATTEMPTS:
             store.mark_failed(note.owner_id, note.note_id, note.version, reason=str(failure), at=utc_now())
             logger.warning("note marked failed", extra={"note_id": note.note_id, "reason": str(failure)})
             return

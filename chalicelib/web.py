@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import re
 import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -173,12 +174,22 @@ def read_form(request: Request, max_bytes: int) -> dict[str, str]:
     return form
 
 
+MAX_REPORTED_ERRORS = 20
+
+
 def validation_errors(exc: ValidationError, prefix: str = "#") -> list[dict[str, Any]]:
-    """Pydantic errors as RFC 9457 extension members: pointer, detail, type (no input echoed)."""
+    """Pydantic errors as RFC 9457 extension members: pointer, detail, type (no input echoed).
+
+    At most MAX_REPORTED_ERRORS are listed, so a body with thousands of bad fields cannot
+    make an error response larger than the request (or than Lambda's 6 MB response limit).
+    """
     problems = []
-    for err in exc.errors(include_input=False, include_url=False):
+    errors = exc.errors(include_input=False, include_url=False)
+    for err in errors[:MAX_REPORTED_ERRORS]:
         pointer = prefix + "".join(f"/{part}" for part in err["loc"])
         problems.append({"pointer": pointer, "detail": err["msg"], "type": err["type"]})
+    if len(errors) > MAX_REPORTED_ERRORS:
+        problems.append({"pointer": prefix, "detail": f"{len(errors) - MAX_REPORTED_ERRORS} more", "type": "truncated"})
     return problems
 
 
@@ -193,6 +204,7 @@ def note_aliases_resolved(data: dict[str, Any]) -> dict[str, Any]:
     """Move a note's text from whichever alias carried it to `body`; two aliases are a 422."""
     keys = body_alias_keys(data)
     if len(keys) > 1:
+        keys = keys[:MAX_REPORTED_ERRORS]
         names = " and ".join(repr(k) for k in keys)
         raise ValidationFailed(
             f"The note's text was sent twice, as {names}; send one of them.",
@@ -212,7 +224,7 @@ def if_match_version(request: Request) -> int | None:
     if value is None or value.strip() == "*":
         return None
     text = value.strip().removeprefix("W/").strip('"')
-    if not text.isdigit() or len(text) > 18:
+    if not re.fullmatch(r"[0-9]{1,18}", text):  # ASCII digits only: str.isdigit() accepts "²"
         raise PreconditionFailed('If-Match must name a version this API issued, such as "3".')
     return int(text)
 

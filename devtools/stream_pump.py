@@ -92,28 +92,30 @@ class StreamPump:
             if iterator is None:  # a closed shard, fully read
                 continue
             page = self._streams.get_records(ShardIterator=iterator, Limit=self._batch_size)
-            self._iterators[shard_id] = page.get("NextShardIterator")
             records = [lambda_shape(r, self._stream_arn) for r in page.get("Records", [])]
             if records:
                 self.deliver(records)
                 busy = True
+            # Advance only once the batch is delivered (or dead-lettered): nothing is skipped.
+            self._iterators[shard_id] = page.get("NextShardIterator")
         return busy
 
     # ---- delivering like the event source mapping ------------------------------------------------
 
     def deliver(self, records: list[dict[str, Any]]) -> None:
         """Deliver one batch with Lambda's partial-failure semantics."""
-        retries = 0
+        retries: dict[str, int] = {}  # per record: each gets its own MAX_RETRIES
         while records:
             failed = self._invoke(records)
             if not failed:
                 break
             first = min(i for i, r in enumerate(records) if r["dynamodb"]["SequenceNumber"] in failed)
             records = records[first:]  # Lambda checkpoints before the lowest failed record
-            retries += 1
-            if retries > self.MAX_RETRIES:
+            sequence = records[0]["dynamodb"]["SequenceNumber"]
+            retries[sequence] = retries.get(sequence, 0) + 1
+            if retries[sequence] > self.MAX_RETRIES:
                 self._dead_letter(records[0])
-                records, retries = records[1:], 0
+                records = records[1:]
         self.delivered += 1
 
     def _invoke(self, records: list[dict[str, Any]]) -> set[str]:

@@ -112,3 +112,115 @@ def test_dynamodb_throttling_is_a_retryable_503(alice: Api) -> None:
     assert reply.header("retry-after") == "1"
     assert "slow down" not in body["detail"]
     assert alice.get(f"/contacts/{contact['id']}").status == 200
+
+
+def test_many_bad_fields_give_a_bounded_error_list(alice: Api) -> None:
+    body = {f"k{i}": 0 for i in range(5000)}
+    reply = alice.post("/contacts", body)
+    problem_body = problem(reply, 422)
+    assert len(problem_body["errors"]) == 21
+    assert problem_body["errors"][-1]["type"] == "truncated"
+    assert len(reply.body) < 10_000
+
+
+@pytest.mark.parametrize("value", ['"²"', 'W/"³"', '"1.0"', '"-1"', '"' + "9" * 19 + '"'])
+def test_odd_if_match_is_412_not_500(alice: Api, value: str) -> None:
+    contact = alice.post("/contacts", {"first_name": "Etag"}).json
+    problem(alice.put(f"/contacts/{contact['id']}", {"first_name": "X"}, headers={"if-match": value}), 412)
+
+
+def test_bodiless_requests_ignore_their_content_type(alice: Api) -> None:
+    assert alice.get("/contacts", headers={"content-type": "text/plain"}).status == 200
+    assert alice.get("/health", headers={"content-type": "application/xml"}).status == 200
+
+
+def _cancel_transactions(times: int, reasons: list[str]) -> object:
+    """Answer the next `times` TransactWriteItems as DynamoDB does when they are cancelled."""
+    remaining = [times]
+
+    def hook(**_: object) -> object:
+        if remaining[0] <= 0:
+            return None
+        remaining[0] -= 1
+        parsed = {
+            "Error": {"Code": "TransactionCanceledException", "Message": "Transaction cancelled"},
+            "CancellationReasons": [{"Code": code} for code in reasons],
+            "ResponseMetadata": {"HTTPStatusCode": 400},
+        }
+        return (type("Http", (), {"status_code": 400, "headers": {}})(), parsed)
+
+    return hook
+
+
+@pytest.mark.parametrize(("times", "status"), [(1, 201), (2, 201), (3, 503)])
+def test_conflicting_note_transactions_are_retried_then_503(alice: Api, times: int, status: int) -> None:
+    from chalicelib.models import Note
+
+    contact = alice.post("/contacts", {"first_name": "Busy"}).json
+    events = Note._get_connection().connection.client.meta.events
+    hook = _cancel_transactions(times, ["None", "TransactionConflict"])
+    events.register_first("before-call.dynamodb.TransactWriteItems", hook)
+    try:
+        reply = alice.post(f"/contacts/{contact['id']}/notes", {"body": "at the same time"})
+    finally:
+        events.unregister("before-call.dynamodb.TransactWriteItems", hook)
+    assert reply.status == status, reply.body
+    if status == 503:
+        assert problem(reply, 503) and reply.header("retry-after") == "1"
+    notes = alice.get(f"/contacts/{contact['id']}/notes").json["items"]
+    assert len(notes) == (1 if status == 201 else 0)
+
+
+def test_throttled_registration_is_503_not_500(anon: Api) -> None:
+    from chalicelib.models import UserRecord
+
+    events = UserRecord._get_connection().connection.client.meta.events
+    hook = _cancel_transactions(3, ["ThrottlingError", "None", "None"])
+    events.register_first("before-call.dynamodb.TransactWriteItems", hook)
+    try:
+        reply = anon.register("throttled")
+    finally:
+        events.unregister("before-call.dynamodb.TransactWriteItems", hook)
+    problem(reply, 503)
+    assert anon.register("throttled").status == 201
+
+
+def test_expired_token_in_a_cached_authorizer_answer_is_401(alice: Api) -> None:
+    """API Gateway reuses an authorizer's Allow for ttl_seconds; the API still checks exp."""
+    import time
+
+    def event(expires: int) -> dict[str, object]:
+        return {
+            "resource": "/api/v1/auth/me",
+            "path": "/api/v1/auth/me",
+            "httpMethod": "GET",
+            "headers": {"accept": "application/json"},
+            "multiValueHeaders": {},
+            "queryStringParameters": None,
+            "multiValueQueryStringParameters": None,
+            "pathParameters": None,
+            "stageVariables": None,
+            "requestContext": {
+                "resourcePath": "/api/v1/auth/me",
+                "httpMethod": "GET",
+                "path": "/api/api/v1/auth/me",
+                "requestId": "cached-auth-test",
+                "identity": {"sourceIp": "203.0.113.9"},
+                "authorizer": {"principalId": alice.user["id"], "user_id": alice.user["id"],
+                               "owner_id": alice.user["id"], "tier": "default", "exp": str(expires)},
+            },
+            "body": None,
+            "isBase64Encoded": False,
+        }  # fmt: skip
+
+    from chalice.local import LambdaContext
+
+    from app import app
+
+    # The API function's Lambda entry point is the Chalice app object itself ("app.app").
+    fresh = app(event(int(time.time()) + 60), LambdaContext("api_handler", 512))
+    assert fresh["statusCode"] == 200
+    stale = app(event(int(time.time()) - 1), LambdaContext("api_handler", 512))
+    assert stale["statusCode"] == 401
+    assert stale["headers"]["WWW-Authenticate"] == "Bearer"
+    assert "expired" in stale["body"]

@@ -165,3 +165,8 @@ def test_two_aliases_are_422_naming_both(alice: Api, contact: dict[str, Any], fi
 @pytest.mark.parametrize("near_miss", ["bodyText", "notes", "msg", "note-body", "Body_Text"])
 def test_unknown_spellings_are_refused(alice: Api, contact: dict[str, Any], near_miss: str) -> None:
     problem(alice.post(f"/contacts/{contact['id']}/notes", {near_miss: "x"}), 422)
+
+
+@pytest.mark.parametrize("invisible", ["\u200b", "\ufeff", "\u2060\u00ad", " \u200b\t"])
+def test_invisible_only_body_is_blank(alice: Api, contact: dict[str, Any], invisible: str) -> None:
+    problem(alice.post(f"/contacts/{contact['id']}/notes", {"body": invisible}), 422)

@@ -180,3 +180,30 @@ def test_normalizer_needs_no_signing_secret(alice: Api, note: dict[str, Any], mo
         payload = dev.lambda_.invoke("normalize_notes", event(record("INSERT", new=item))).payload
     assert payload == {"batchItemFailures": []}
     assert stored(alice.user["id"], note["id"]).processing_status == "processed"
+
+
+def test_failed_attempt_count_in_the_stream_is_not_new_work(
+    alice: Api, chalice_client: Client, dynamodb: CallCounter
+) -> None:
+    owner = alice.user["id"]
+    contact = alice.post("/contacts", {"first_name": "Big"}).json
+    note = alice.post(f"/contacts/{contact['id']}/notes", {"body": "😀" * 99_990 + "  end"}).json
+    pending = stored(owner, note["id"])
+    delivery = record("INSERT", new=pending)
+    assert invoke(chalice_client, delivery) == [delivery["dynamodb"]["SequenceNumber"]]
+    counted = stored(owner, note["id"])
+    assert counted.processing_attempts == 1
+    dynamodb.reset()
+    assert invoke(chalice_client, record("MODIFY", new=counted, old=pending)) == []
+    assert dynamodb.calls == []  # our own attempt counter: no call, not counted again
+    assert stored(owner, note["id"]).processing_attempts == 1
+
+
+def test_failing_record_for_a_note_that_moved_on_is_dropped(alice: Api, chalice_client: Client) -> None:
+    owner = alice.user["id"]
+    contact = alice.post("/contacts", {"first_name": "Big"}).json
+    note = alice.post(f"/contacts/{contact['id']}/notes", {"body": "😀" * 99_990 + "  end"}).json
+    delivery = record("INSERT", new=stored(owner, note["id"]))
+    alice.put(f"/notes/{note['id']}", {"body": "short now"})
+    # The stale record still cannot be stored... but the note moved on, so nothing is retried.
+    assert invoke(chalice_client, delivery) == []

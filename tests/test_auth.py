@@ -298,7 +298,15 @@ def test_authorizer_lambda_allows_every_route_for_a_valid_token(alice: Api, chal
     event = {"type": "TOKEN", "authorizationToken": f"Bearer {alice.token}", "methodArn": arn}
     result = chalice_client.lambda_.invoke("jwt_auth", event).payload
     assert result["principalId"] == alice.user["id"]
-    assert result["context"] == {"user_id": alice.user["id"], "owner_id": alice.user["id"], "tier": "default"}
+    context = result["context"]
+    assert {k: context[k] for k in ("user_id", "owner_id", "tier")} == {
+        "user_id": alice.user["id"],
+        "owner_id": alice.user["id"],
+        "tier": "default",
+    }
+    assert all(isinstance(v, str) for v in context.values())  # API Gateway stringifies context values
+    claims = jwt.decode(alice.token or "", TEST_SECRET, algorithms=["HS256"], audience="contact-notes-api")
+    assert context["exp"] == str(claims["exp"])
     assert "usageIdentifierKey" not in result  # no usage plans locally
     statement = result["policyDocument"]["Statement"][0]
     assert statement["Effect"] == "Allow"

@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 STAGE ?= local
 
-.PHONY: run test lint tables bench install clean
+.PHONY: run test lint tables bench openapi assets install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -16,10 +16,18 @@ $(STAMP): requirements.txt requirements-dev.txt | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
 	touch $(STAMP)
 
-install: $(STAMP)
+ASSETS := chalicelib/static/swagger-ui/VERSION
+
+# Swagger UI's three files, copied from the pinned package (not committed, not from a CDN).
+$(ASSETS): $(STAMP)
+	$(BIN)/python -m devtools.docs_assets
+
+install: $(STAMP) $(ASSETS)
+
+assets: $(ASSETS)
 
 ## Serve the API on HOST:PORT (127.0.0.1:8000) with an embedded DynamoDB; Ctrl-C stops it.
-run: $(STAMP)
+run: $(STAMP) $(ASSETS)
 	$(BIN)/python -m devtools.local_stack
 
 ## Create the tables on DYNAMODB_ENDPOINT (or AWS): idempotent.
@@ -27,7 +35,7 @@ tables: $(STAMP)
 	$(BIN)/python -m devtools.tables
 
 ## Benchmarks: a table with budgets, bench/results.json (figures also kept in BENCHMARKS.md).
-bench: $(STAMP)
+bench: $(STAMP) $(ASSETS)
 	$(BIN)/python -m bench
 
 lint: $(STAMP)
@@ -35,8 +43,12 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-## Lint, type-check and run the whole suite offline.
-test: lint
+## Write the OpenAPI 3.1 document generated from the code to openapi.json (committed).
+openapi: $(STAMP)
+	$(BIN)/python -m devtools.openapi_export
+
+## Lint, type-check and run the whole suite offline (the browser test needs Debian's chromium).
+test: lint $(ASSETS)
 	$(BIN)/python -m pytest
 
 clean:

@@ -2,20 +2,46 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 
 from chalice import Chalice
 from chalice.app import AuthRequest, AuthResponse, DynamoDBEvent, Request, Response
 
-from chalicelib import services
+from chalicelib import docs, openapi, services
 from chalicelib.auth import InvalidToken, verify_token
 from chalicelib.config import ConfigError
-from chalicelib.errors import BY_STATUS, AppError, BadRequest, Misconfigured, TooManyRequests, Unauthorized
+from chalicelib.errors import (
+    BY_STATUS,
+    AppError,
+    BadRequest,
+    Misconfigured,
+    NotFound,
+    TooManyRequests,
+    Unauthorized,
+)
+from chalicelib.openapi import Operation
 from chalicelib.ratelimit import check_or_fail_open, policy_for
 from chalicelib.runtime import api_settings, settings
-from chalicelib.schemas import ContactIn, ContactPatch, NoteCreate, NoteIn, PageQuery, RegisterIn, TokenForm
+from chalicelib.schemas import (
+    ContactIn,
+    ContactOut,
+    ContactPage,
+    ContactPatch,
+    Health,
+    NoteCreate,
+    NoteIn,
+    NoteOut,
+    NotePage,
+    PageQuery,
+    RegisterIn,
+    TokenForm,
+    TokenOut,
+    UserOut,
+)
 from chalicelib.web import (
     FORM_TYPES,
     JSON_TYPES,
@@ -84,20 +110,19 @@ def _request() -> Request:
     return request
 
 
-def route(
-    path: str, methods: list[str], *, public: bool = False, content_types: list[str] | None = None
-) -> Callable[..., Any]:
-    """Register a view under /api/v1 with the error boundary and, unless public, the authorizer."""
+def route(path: str, methods: list[str], op: Operation, content_types: list[str] | None = None) -> Callable[..., Any]:
+    """Register a view under /api/v1: error boundary, authorizer unless public, OpenAPI entry."""
 
     def register(view: Callable[..., Response]) -> Callable[..., Response]:
         app.route(
             API + path,
             methods=methods,
-            authorizer=None if public else jwt_auth,
+            authorizer=None if op.public else jwt_auth,
             # On AWS the authorizer names the caller's usage-plan key (API key source AUTHORIZER).
-            api_key_required=not public,
+            api_key_required=not op.public,
             content_types=content_types or _default_content_types(methods),
         )(handle_errors(view, _request))
+        openapi.register(API + path, methods, op)
         return view
 
     return register
@@ -218,17 +243,35 @@ def _versioned(body: Any, status: int = 200) -> Response:
 # ---- health and auth ---------------------------------------------------------------------
 
 
-@route("/health", ["GET"], public=True)
+@route("/health", ["GET"], Operation("Is the service up?", "service", response=Health, public=True))
 def health() -> Response:
     return json_response({"status": "ok"})
 
 
-@route("/auth/register", ["POST"], public=True)
+@route(
+    "/auth/register",
+    ["POST"],
+    Operation("Register a user", "auth", 201, UserOut, RegisterIn, public=True, problems=(409,)),
+)
 def register() -> Response:
     return json_response(services.register(_json(RegisterIn)), 201)
 
 
-@route("/auth/token", ["POST"], public=True, content_types=FORM_TYPES)
+@route(
+    "/auth/token",
+    ["POST"],
+    Operation(
+        "Sign in: password for a bearer token",
+        "auth",
+        200,
+        TokenOut,
+        TokenForm,
+        "form",
+        public=True,
+        problems=(401, 503),
+    ),
+    content_types=FORM_TYPES,
+)
 def token() -> Response:
     current = settings()
     form = parse(TokenForm, read_form(_request(), current.max_request_bytes))
@@ -237,7 +280,7 @@ def token() -> Response:
     return json_response(services.login(current, form.username, form.password))
 
 
-@route("/auth/me", ["GET"])
+@route("/auth/me", ["GET"], Operation("The signed-in user", "auth", response=UserOut))
 def me() -> Response:
     return json_response(services.current_user(_user()))
 
@@ -245,36 +288,50 @@ def me() -> Response:
 # ---- contacts ----------------------------------------------------------------------------
 
 
-@route("/contacts", ["POST"])
+@route("/contacts", ["POST"], Operation("Create a contact", "contacts", 201, ContactOut, ContactIn, etag=True))
 def create_contact() -> Response:
     return _versioned(services.create_contact(settings(), _owner(), _json(ContactIn)), 201)
 
 
-@route("/contacts", ["GET"])
+@route(
+    "/contacts", ["GET"], Operation("List contacts, newest first", "contacts", response=ContactPage, query=PageQuery)
+)
 def list_contacts() -> Response:
     return json_response(services.list_contacts(settings(), _owner(), _page_query()))
 
 
-@route("/contacts/{contact_id}", ["GET"])
+@route("/contacts/{contact_id}", ["GET"], Operation("Get a contact", "contacts", response=ContactOut, etag=True))
 def get_contact(contact_id: str) -> Response:
     return _versioned(services.get_contact(_owner(), contact_id))
 
 
-@route("/contacts/{contact_id}", ["PUT"])
+@route(
+    "/contacts/{contact_id}",
+    ["PUT"],
+    Operation("Replace a contact", "contacts", 200, ContactOut, ContactIn, etag=True, if_match=True),
+)
 def replace_contact(contact_id: str) -> Response:
     data = _json(ContactIn)
     version = if_match_version(_request())
     return _versioned(services.replace_contact(settings(), _owner(), contact_id, data, version))
 
 
-@route("/contacts/{contact_id}", ["PATCH"])
+@route(
+    "/contacts/{contact_id}",
+    ["PATCH"],
+    Operation("Change some fields of a contact", "contacts", 200, ContactOut, ContactPatch, etag=True, if_match=True),
+)
 def patch_contact(contact_id: str) -> Response:
     data = _json(ContactPatch)
     version = if_match_version(_request())
     return _versioned(services.patch_contact(settings(), _owner(), contact_id, data, version))
 
 
-@route("/contacts/{contact_id}", ["DELETE"])
+@route(
+    "/contacts/{contact_id}",
+    ["DELETE"],
+    Operation("Delete a contact and its notes", "contacts", 204, if_match=True),
+)
 def delete_contact(contact_id: str) -> Response:
     services.delete_contact(_owner(), contact_id, if_match_version(_request()))
     return Response(body="", status_code=204)
@@ -283,33 +340,95 @@ def delete_contact(contact_id: str) -> Response:
 # ---- notes -------------------------------------------------------------------------------
 
 
-@route("/contacts/{contact_id}/notes", ["POST"])
+@route(
+    "/contacts/{contact_id}/notes",
+    ["POST"],
+    Operation("Add a note to a contact", "notes", 201, NoteOut, NoteIn, etag=True),
+)
 def create_contact_note(contact_id: str) -> Response:
     return _versioned(services.create_note(_owner(), contact_id, _note_json(NoteIn)), 201)
 
 
-@route("/contacts/{contact_id}/notes", ["GET"])
+@route(
+    "/contacts/{contact_id}/notes",
+    ["GET"],
+    Operation("List a contact's notes, newest first", "notes", response=NotePage, query=PageQuery),
+)
 def list_contact_notes(contact_id: str) -> Response:
     return json_response(services.list_notes(settings(), _owner(), contact_id, _page_query()))
 
 
-@route("/notes", ["POST"])
+@route(
+    "/notes",
+    ["POST"],
+    Operation("Add a note (contact in the body)", "notes", 201, NoteOut, NoteCreate, etag=True, problems=(404,)),
+)
 def create_note() -> Response:
     return _versioned(services.create_note_flat(_owner(), _note_json(NoteCreate)), 201)
 
 
-@route("/notes/{note_id}", ["GET"])
+@route("/notes/{note_id}", ["GET"], Operation("Get a note", "notes", response=NoteOut, etag=True))
 def get_note(note_id: str) -> Response:
     return _versioned(services.get_note(_owner(), note_id))
 
 
-@route("/notes/{note_id}", ["PUT", "PATCH"])
+@route(
+    "/notes/{note_id}",
+    ["PUT", "PATCH"],
+    Operation("Change a note's text", "notes", 200, NoteOut, NoteIn, etag=True, if_match=True),
+)
 def update_note(note_id: str) -> Response:
     data = _note_json(NoteIn)
     return _versioned(services.update_note(_owner(), note_id, data, if_match_version(_request())))
 
 
-@route("/notes/{note_id}", ["DELETE"])
+@route("/notes/{note_id}", ["DELETE"], Operation("Delete a note", "notes", 204, if_match=True))
 def delete_note(note_id: str) -> Response:
     services.delete_note(_owner(), note_id, if_match_version(_request()))
     return Response(body="", status_code=204)
+
+
+# ---- docs ------------------------------------------------------------------------------------
+
+
+def _public_get(path: str) -> Callable[..., Any]:
+    """A public GET outside the API's own operations (not in the OpenAPI document)."""
+
+    def register(view: Callable[..., Response]) -> Callable[..., Response]:
+        app.route(path, methods=["GET"], content_types=["*/*"])(handle_errors(view, _request))
+        return view
+
+    return register
+
+
+@lru_cache(maxsize=1)
+def openapi_document() -> str:
+    return json.dumps(openapi.build_document(app.routes), ensure_ascii=False)
+
+
+@_public_get("/openapi.json")
+def openapi_json() -> Response:
+    return Response(body=openapi_document(), headers={"Content-Type": "application/json", "Cache-Control": "no-cache"})
+
+
+@_public_get("/docs")
+def docs_page() -> Response:
+    headers: dict[str, str | list[str]] = {
+        "Content-Type": "text/html; charset=utf-8",
+        "Content-Security-Policy": docs.CONTENT_SECURITY_POLICY,
+    }
+    return Response(body=docs.PAGE, headers=headers)
+
+
+@_public_get("/docs/{name}")
+def docs_asset(name: str) -> Response:
+    found = docs.asset(name)
+    if found is None:
+        raise NotFound("No such docs asset.")
+    text, content_type = found
+    headers: dict[str, str | list[str]] = {
+        "Content-Type": content_type,
+        "Cache-Control": "public, max-age=86400",
+        "Content-Security-Policy": docs.CONTENT_SECURITY_POLICY,
+    }
+    return Response(body=text, headers=headers)

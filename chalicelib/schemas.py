@@ -2,13 +2,30 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
 _USERNAME = r"^[A-Za-z0-9_.-]{3,64}$"
 NOTE_BODY_MAX_CHARS = 100_000
+
+
+# Character sets, spelled out so that the JSON Schema patterns published in the OpenAPI
+# document mean exactly what the server checks (regex engines disagree on \s).
+CONTROL = r"\x00-\x1f\x7f-\x9f"  # Unicode category Cc
+SPACES = r"\u0020\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+TRIMMED = SPACES + r"\t\n\r\x0b\x0c"  # removed from both ends of single-line text
+INVISIBLE = CONTROL + SPACES + r"\u00ad\u180e\u200b-\u200f\u2060-\u2064"  # blank if only these
+# After trimming: no control characters (and, when required, something left).
+SINGLE_LINE_PATTERN = f"^[{TRIMMED}]*(?:[^{CONTROL}]*[^{CONTROL}{TRIMMED}])?[{TRIMMED}]*$"
+NON_BLANK_LINE_PATTERN = f"^[{TRIMMED}]*[^{CONTROL}]*[^{CONTROL}{TRIMMED}][{TRIMMED}]*$"
+VISIBLE_PATTERN = f"[^{INVISIBLE}]"  # unanchored: at least one visible character
+_TRIM_CHARS = "\t\n\r\x0b\x0c" + "".join(
+    chr(c) for c in [0x20, 0xA0, 0x1680, *range(0x2000, 0x200B), 0x2028, 0x2029, 0x202F, 0x205F, 0x3000, 0xFEFF]
+)
+_INVISIBLE = re.compile(f"^[{INVISIBLE}]*$")
 
 
 def _no_surrogates(value: str) -> str:
@@ -19,16 +36,23 @@ def _no_surrogates(value: str) -> str:
 
 
 def _single_line(value: str) -> str:
-    """Names, titles and the like: printable text, no control characters."""
+    """Names, titles and the like: trimmed at both ends, then no control characters."""
     _no_surrogates(value)
+    value = value.strip(_TRIM_CHARS)
     if any(unicodedata.category(ch) == "Cc" for ch in value):
         raise ValueError("must not contain control characters")
     return value
 
 
+def _required(value: str) -> str:
+    if not value:
+        raise ValueError("must not be blank")
+    return value
+
+
 def _not_blank(value: str) -> str:
-    # Blank means nothing visible: whitespace, control and format characters (U+200B ...) only.
-    if all(ch.isspace() or unicodedata.category(ch) in ("Cc", "Cf") for ch in value):
+    # Blank means nothing visible: only whitespace, control and invisible format characters.
+    if _INVISIBLE.match(value):
         raise ValueError("must not be blank")
     return value
 
@@ -37,15 +61,21 @@ def _blank_to_none(value: str | None) -> str | None:
     return value or None
 
 
-_TRIM = StringConstraints(strip_whitespace=True)
 _LINE = AfterValidator(_single_line)
 _ABSENT_IF_BLANK = AfterValidator(_blank_to_none)
+_LINE_SCHEMA = Field(json_schema_extra={"pattern": SINGLE_LINE_PATTERN})
 
-# Single-line text: trimmed, bounded, no control characters. Optional fields store "" as absent.
-FirstName = Annotated[str, _TRIM, StringConstraints(min_length=1, max_length=100), _LINE]
-Text100 = Annotated[Annotated[str, _TRIM, StringConstraints(max_length=100), _LINE] | None, _ABSENT_IF_BLANK]
-Text40 = Annotated[Annotated[str, _TRIM, StringConstraints(max_length=40), _LINE] | None, _ABSENT_IF_BLANK]
-Text200 = Annotated[Annotated[str, _TRIM, StringConstraints(max_length=200), _LINE] | None, _ABSENT_IF_BLANK]
+# Single-line text: bounded, no control characters, spaces trimmed; optional fields store "" as absent.
+FirstName = Annotated[
+    str,
+    StringConstraints(max_length=100),
+    _LINE,
+    AfterValidator(_required),
+    Field(json_schema_extra={"pattern": NON_BLANK_LINE_PATTERN}),
+]
+Text100 = Annotated[Annotated[str, StringConstraints(max_length=100), _LINE, _LINE_SCHEMA] | None, _ABSENT_IF_BLANK]
+Text40 = Annotated[Annotated[str, StringConstraints(max_length=40), _LINE, _LINE_SCHEMA] | None, _ABSENT_IF_BLANK]
+Text200 = Annotated[Annotated[str, StringConstraints(max_length=200), _LINE, _LINE_SCHEMA] | None, _ABSENT_IF_BLANK]
 
 
 class _Input(BaseModel):
@@ -85,9 +115,9 @@ class TokenForm(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    username: Annotated[str, StringConstraints(min_length=1, max_length=256)]
-    password: Annotated[str, StringConstraints(min_length=1, max_length=256)]
-    grant_type: str | None = None
+    username: Annotated[str, StringConstraints(min_length=1, max_length=256)] = Field(examples=["your_username"])
+    password: Annotated[str, StringConstraints(min_length=1, max_length=256)] = Field(examples=["your_password"])
+    grant_type: str | None = Field(default=None, examples=["password"])
     scope: str | None = None
 
 
@@ -105,15 +135,23 @@ class ContactIn(_Input):
     title: Text200 = Field(default=None, examples=["Developer"])
 
 
+def _patch_schema(schema: dict[str, Any]) -> None:
+    """At least one field; first_name may be sent (not null) or left out, so no null default."""
+    schema["minProperties"] = 1
+    schema["properties"]["first_name"].pop("default", None)
+
+
 class ContactPatch(_Input):
     """PATCH: only the fields sent change; null clears an optional field."""
 
-    first_name: FirstName | None = None
+    model_config = ConfigDict(extra="forbid", json_schema_extra=lambda schema: _patch_schema(schema))
+
+    first_name: FirstName = Field(default=None, description="Required on a contact: may change, not be removed.")  # type: ignore[assignment]
     last_name: Text100 = None
     email: EmailStr | None = None
     phone: Text40 = None
     company: Text200 = None
-    title: Text200 = None
+    title: Text200 = Field(default=None, examples=["CTO"])
 
 
 class ContactOut(BaseModel):
@@ -134,7 +172,12 @@ class ContactOut(BaseModel):
 
 NoteBody = Annotated[
     str,
-    Field(min_length=1, max_length=NOTE_BODY_MAX_CHARS, examples=["Met at the conference."]),
+    Field(
+        min_length=1,
+        max_length=NOTE_BODY_MAX_CHARS,
+        examples=["Met at the conference."],
+        json_schema_extra={"pattern": VISIBLE_PATTERN},
+    ),
     AfterValidator(_no_surrogates),
     AfterValidator(_not_blank),
 ]
@@ -150,7 +193,7 @@ class NoteIn(_Input):
 class NoteCreate(NoteIn):
     """POST /notes names its contact in the body."""
 
-    contact_id: ContactId
+    contact_id: ContactId = Field(examples=["01JD3Z8Q4X5W6V7T8S9R0P1N2M"])
 
 
 # Integrations name a note's text in many ways. Each alias is also accepted in any spelling
@@ -186,7 +229,8 @@ class PageQuery(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     limit: int = Field(default=50, ge=1, le=100)
-    cursor: str | None = None  # opaque; checked (and refused with 400) by chalicelib.pagination
+    # Opaque; checked (and refused with 400) by chalicelib.pagination.
+    cursor: str | None = Field(default=None, json_schema_extra={"pattern": "^[A-Za-z0-9_-]{1,128}$"})
 
 
 class ContactPage(BaseModel):
@@ -197,3 +241,29 @@ class ContactPage(BaseModel):
 class NotePage(BaseModel):
     items: list[NoteOut]
     next_cursor: str | None
+
+
+# ---- errors and service ----------------------------------------------------------------
+
+
+class FieldProblem(BaseModel):
+    pointer: str = Field(description="JSON pointer to the field (#/first_name, #/query/limit).")
+    detail: str
+    type: str
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details, as every error is answered (application/problem+json)."""
+
+    type: str = Field(examples=["urn:contact-notes:problem:validation-error"])
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    request_id: str | None = None
+    errors: list[FieldProblem] | None = None
+    error: str | None = Field(default=None, description="OAuth 2.0 error code, on the token endpoint.")
+
+
+class Health(BaseModel):
+    status: Literal["ok"]

@@ -170,8 +170,6 @@ def patch_contact(
     values = data.model_dump(include=data.model_fields_set)
     if not values:
         raise ValidationFailed("Send at least one field to change.")
-    if "first_name" in values and values["first_name"] is None:
-        raise ValidationFailed(errors=[{"pointer": "#/first_name", "detail": "first_name cannot be removed"}])
     actions = _contact_actions(settings, values)
     return contact_out(store.update_contact(owner_id, contact_id, actions, if_match))
 

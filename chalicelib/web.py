@@ -23,7 +23,6 @@ from chalicelib.errors import (
     BadRequest,
     MalformedJson,
     PayloadTooLarge,
-    PreconditionFailed,
     UnsupportedMediaType,
     ValidationFailed,
 )
@@ -218,15 +217,24 @@ def note_aliases_resolved(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+IF_MATCH_PATTERN = r'^(\*|(W/)?"?[0-9]{1,18}"?)$'  # published in the OpenAPI document as is
+
+
 def if_match_version(request: Request) -> int | None:
-    """The version named by If-Match ("3", W/"3" or 3); None when absent or '*'."""
+    """The version named by If-Match ("3", W/"3" or 3); None when absent or '*'.
+
+    A header that is not of that form is a 400 (malformed); a well-formed one that names
+    another version is a 412, raised where the conditional write fails.
+    """
     value = request.headers.get("if-match")
-    if value is None or value.strip() == "*":
+    if value is None:
         return None
-    text = value.strip().removeprefix("W/").strip('"')
-    if not re.fullmatch(r"[0-9]{1,18}", text):  # ASCII digits only: str.isdigit() accepts "²"
-        raise PreconditionFailed('If-Match must name a version this API issued, such as "3".')
-    return int(text)
+    text = value.strip()  # HTTP strips surrounding whitespace from field values
+    if not re.fullmatch(IF_MATCH_PATTERN, text):
+        raise BadRequest('If-Match must be an ETag this API issued, such as "3" (or *).')
+    if text == "*":
+        return None
+    return int(text.removeprefix("W/").strip('"'))
 
 
 def etag(version: int) -> dict[str, str]:

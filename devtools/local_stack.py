@@ -7,6 +7,7 @@ and serves on HOST:PORT. SIGINT or SIGTERM stops the server and the store cleanl
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import signal
@@ -17,6 +18,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 from typing import Any
+
+from chalice.local import ChaliceRequestHandler
 
 from chalicelib.config import Settings
 from devtools.stream_pump import StreamPump
@@ -85,6 +88,7 @@ def serve(host: str, port: int) -> None:
     config = factory.create_config_obj(chalice_stage_name=settings.stage)
     app = config.chalice_app
     server = factory.create_local_server(app, config, host, port)
+    server.server.RequestHandlerClass = functools.partial(_Handler, app_object=app, config=config)
     pump = _start_stream_pump(app, settings)
     tables = ", ".join(created) if created else "existing tables"
     print(
@@ -98,6 +102,17 @@ def serve(host: str, port: int) -> None:
         server.server.server_close()
         if pump is not None:
             pump.stop()
+
+
+class _Handler(ChaliceRequestHandler):
+    """Chalice's local handler, but every HTTP method goes through the route table."""
+
+    def __getattr__(self, name: str) -> Any:
+        # http.server answers any method without a do_<METHOD> with a bare HTML 501; route
+        # them all (TRACE, QUERY, ...) so the route table answers 405 with Allow instead.
+        if name.startswith("do_"):
+            return self._generic_handle
+        raise AttributeError(name)
 
 
 def dead_letter_file() -> Path:

@@ -232,9 +232,10 @@ def test_if_match_guards_against_lost_updates(alice: Api) -> None:
     problem(alice.put(path, JOHN, headers={"if-match": '"1"'}), 412)
     problem(alice.delete(path, headers={"if-match": '"1"'}), 412)
     assert alice.get(path).json["title"] == "A"
-    problem(alice.patch(path, {"title": "B"}, headers={"if-match": "garbage"}), 412)
-    assert alice.patch(path, {"title": "C"}, headers={"if-match": 'W/"2"'}).status == 200
-    assert alice.delete(path, headers={"if-match": '"3"'}).status == 204
+    problem(alice.patch(path, {"title": "B"}, headers={"if-match": "garbage"}), 400)
+    assert alice.patch(path, {"title": "B"}, headers={"if-match": "*"}).json["version"] == 3
+    assert alice.patch(path, {"title": "C"}, headers={"if-match": 'W/"3"'}).status == 200
+    assert alice.delete(path, headers={"if-match": '"4"'}).status == 204
 
 
 # ---- lists ---------------------------------------------------------------------------------

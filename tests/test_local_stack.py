@@ -5,15 +5,11 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
-import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import boto3
 import pytest
@@ -21,59 +17,12 @@ import requests
 from moto.server import ThreadedMotoServer
 
 from tests.conftest import ROOT
-
-STARTUP_SECONDS = 60
-T = TypeVar("T")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class Stack:
-    process: subprocess.Popen[str]
-    base: str
-    port: int
-
-    def stop(self) -> int:
-        """SIGTERM to the process group, as Ctrl-C or a supervisor would; returns the exit code."""
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-        return self.process.wait(timeout=30)
-
-
-def start_stack(env_overrides: dict[str, str], port: int, host: str = "127.0.0.1") -> Stack:
-    env = {k: v for k, v in os.environ.items() if k not in {"DYNAMODB_ENDPOINT", "JWT_SECRET", "STAGE"}}
-    env.update({"ENV_FILE": os.devnull, "PYTHONUNBUFFERED": "1"}, **env_overrides)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "devtools.local_stack"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    stack = Stack(process, f"http://{host}:{port}", port)
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"local stack exited early:\n{process.stdout.read() if process.stdout else ''}")
-        try:
-            if requests.get(stack.base + "/api/v1/health", timeout=1).status_code == 200:
-                return stack
-        except requests.ConnectionError:
-            time.sleep(0.1)
-    stack.stop()
-    raise AssertionError("local stack did not answer /health in time")
+from tests.stack import Stack, free_port, poll, signed_in, start_stack
 
 
 @pytest.fixture
 def stack() -> Iterator[Stack]:
-    port = _free_port()
+    port = free_port()
     running = start_stack({"PORT": str(port)}, port)
     yield running
     running.stop()
@@ -130,7 +79,7 @@ def test_local_401s_match_api_gateway(stack: Stack) -> None:
 
 def test_sigterm_stops_server_and_store(stack: Stack) -> None:
     assert stack.stop() == 0
-    output = stack.process.stdout.read() if stack.process.stdout else ""
+    output = stack.output()
     assert "stopped" in output
     assert "Traceback" not in output
     with pytest.raises(requests.ConnectionError):
@@ -138,7 +87,7 @@ def test_sigterm_stops_server_and_store(stack: Stack) -> None:
 
 
 def test_external_endpoint_and_dotenv_are_honoured(tmp_path: Path) -> None:
-    store_port, api_port = _free_port(), _free_port()
+    store_port, api_port = free_port(), free_port()
     store = ThreadedMotoServer(ip_address="127.0.0.1", port=store_port, verbose=False)
     store.start()
     try:
@@ -202,36 +151,13 @@ def test_deployed_stage_without_secret_refuses_to_start() -> None:
     assert "JWT_SECRET" in done.stderr
 
 
-def _poll(check: Callable[[], T], seconds: float = 15.0) -> T:
-    """Call check() until it returns something truthy, or fail at the deadline."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.1)
-    raise AssertionError(f"not done within {seconds}s")
-
-
 def _processed(url: str, headers: dict[str, str]) -> dict[str, Any] | None:
     note: dict[str, Any] = requests.get(url, headers=headers, timeout=5).json()
     return note if note["processing_status"] == "processed" else None
 
 
-def _signed_in(base: str, username: str) -> dict[str, str]:
-    requests.post(
-        base + "/api/v1/auth/register",
-        json={"username": username, "email": f"{username}@example.com", "password": "long enough"},
-        timeout=10,
-    ).raise_for_status()
-    token = requests.post(
-        base + "/api/v1/auth/token", data={"username": username, "password": "long enough"}, timeout=10
-    ).json()["access_token"]
-    return {"Authorization": f"Bearer {token}"}
-
-
 def test_messy_note_is_normalized_end_to_end(stack: Stack) -> None:
-    headers = _signed_in(stack.base, "writer")
+    headers = signed_in(stack.base, "writer")
     api = stack.base + "/api/v1"
     contact = requests.post(api + "/contacts/", json={"first_name": "Ada"}, headers=headers, timeout=5).json()
     messy = (
@@ -242,7 +168,7 @@ def test_messy_note_is_normalized_end_to_end(stack: Stack) -> None:
     ).json()
     assert created["processing_status"] == "pending"
 
-    note = _poll(lambda: _processed(f"{api}/notes/{created['id']}", headers))
+    note = poll(lambda: _processed(f"{api}/notes/{created['id']}", headers))
     assert note == {
         **created,
         "body": "Lunch with Ada \u2014 #Design #design\n\n\u00e9t\u00e9 👩🏽‍💻 done #Next-Steps",
@@ -258,7 +184,7 @@ def test_messy_note_is_normalized_end_to_end(stack: Stack) -> None:
 
 
 def test_poison_record_ends_in_the_dead_letter_file(tmp_path: Path) -> None:
-    store_port, api_port = _free_port(), _free_port()
+    store_port, api_port = free_port(), free_port()
     store = ThreadedMotoServer(ip_address="127.0.0.1", port=store_port, verbose=False)
     store.start()
     dead_letters = tmp_path / "dead.jsonl"
@@ -272,19 +198,19 @@ def test_poison_record_ends_in_the_dead_letter_file(tmp_path: Path) -> None:
         poison = {"owner_id": {"S": "someone"}, "note_id": {"S": "poison"}, "processing_status": {"S": "pending"},
                   "version": {"S": "not-a-number"}, "body": {"S": "x"}}  # fmt: skip
         client.put_item(TableName="contact-notes-notes", Item=poison)
-        headers = _signed_in(running.base, "after_poison")
+        headers = signed_in(running.base, "after_poison")
         api = running.base + "/api/v1"
         contact = requests.post(api + "/contacts", json={"first_name": "B"}, headers=headers, timeout=5).json()
         good = requests.post(f"{api}/contacts/{contact['id']}/notes", json={"body": "a  b"}, headers=headers,
                              timeout=5).json()  # fmt: skip
 
-        lines = _poll(lambda: dead_letters.read_text().splitlines() if dead_letters.exists() else [])
+        lines = poll(lambda: dead_letters.read_text().splitlines() if dead_letters.exists() else [])
         assert len(lines) == 1
         entry = json.loads(lines[0])
         assert entry["record"]["dynamodb"]["Keys"]["note_id"] == {"S": "poison"}
         assert entry["retries"] == 3
         # The shard moved on: the good note behind the poison record was processed.
-        note = _poll(lambda: _processed(f"{api}/notes/{good['id']}", headers))
+        note = poll(lambda: _processed(f"{api}/notes/{good['id']}", headers))
         assert note["body"] == "a b"
     finally:
         running.stop()
@@ -292,7 +218,7 @@ def test_poison_record_ends_in_the_dead_letter_file(tmp_path: Path) -> None:
 
 
 def test_rate_limits_through_the_local_stack() -> None:
-    port = _free_port()
+    port = free_port()
     running = start_stack({"PORT": str(port), "RATE_LIMIT_BURST": "3", "RATE_LIMIT_PER_SECOND": "0.5"}, port)
     try:
         # The stack's own readiness probe spent one token from this IP's bucket.

@@ -1,0 +1,247 @@
+"""OpenAPI 3.1 generated from Chalice's route table and the pydantic models.
+
+Each view registers an `Operation` (what it reads, answers, and which problems it can
+return); `build_document` walks `app.routes` and turns every (path, method) into an
+operation object, with component schemas produced by pydantic. Written by hand because
+Chalice only exports Swagger 2.0 without schemas, and no maintained library bridges
+Chalice's route table to pydantic models.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from chalicelib.schemas import BODY_ALIASES, Problem
+from chalicelib.web import IF_MATCH_PATTERN
+
+ULID_PATTERN = "^[0-7][0-9A-HJKMNP-TV-Z]{25}$"
+TITLES = {
+    400: "Bad request",
+    401: "Missing or invalid credentials",
+    404: "Not found (or another user's)",
+    409: "Conflict",
+    412: "If-Match names an old version",
+    413: "Body too large",
+    415: "Unsupported media type",
+    422: "Invalid or unknown fields",
+    429: "Rate limited (Retry-After says when)",
+    503: "Temporarily unavailable (Retry-After says when)",
+}
+SECURITY: list[dict[str, list[str]]] = [{"OAuth2PasswordBearer": []}, {"BearerAuth": []}]
+
+
+@dataclass(frozen=True)
+class Operation:
+    """What one view reads and answers, for the OpenAPI document."""
+
+    summary: str
+    tag: str
+    status: int = 200
+    response: type[BaseModel] | None = None
+    body: type[BaseModel] | None = None
+    body_media: Literal["json", "form"] = "json"
+    query: type[BaseModel] | None = None
+    public: bool = False
+    etag: bool = False  # answers an ETag (the item's version)
+    if_match: bool = False  # accepts If-Match (412 when stale)
+    problems: tuple[int, ...] = ()
+    description: str = ""
+    extra_statuses: dict[int, str] = field(default_factory=dict)
+
+    def problem_statuses(self, path: str) -> list[int]:
+        statuses = set(self.problems) | {429}
+        if not self.public:
+            statuses |= {401, 503}
+        if self.body is not None:
+            statuses |= {400, 413, 415, 422}
+        if "{" in path:
+            statuses.add(404)
+        if self.query is not None:
+            statuses |= {400, 422}
+        if self.if_match:
+            statuses |= {400, 412}
+        return sorted(statuses)
+
+
+OPERATIONS: dict[tuple[str, str], Operation] = {}
+
+
+def register(path: str, methods: list[str], operation: Operation) -> None:
+    for method in methods:
+        OPERATIONS[(path, method.upper())] = operation
+
+
+def _models() -> list[type[BaseModel]]:
+    found: dict[str, type[BaseModel]] = {"Problem": Problem}
+    for op in OPERATIONS.values():
+        for model in (op.response, op.body):
+            if model is not None:
+                found[model.__name__] = model
+    return list(found.values())
+
+
+def _components() -> dict[str, Any]:
+    pairs = [(model, "serialization") for model in _models()]
+    pairs += [(op.body, "validation") for op in OPERATIONS.values() if op.body is not None]
+    _, schema = models_json_schema(pairs, ref_template="#/components/schemas/{model}")  # type: ignore[arg-type]
+    return dict(schema.get("$defs", {}))
+
+
+def _ref(model: type[BaseModel]) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+
+def _example(model: type[BaseModel]) -> dict[str, Any]:
+    """A request example from each field's first example."""
+    return {name: info.examples[0] for name, info in model.model_fields.items() if info.examples}
+
+
+def _headers(op: Operation, status: int) -> dict[str, Any]:
+    text = {"schema": {"type": "string"}}
+    headers: dict[str, Any] = {
+        "X-Request-Id": {**text, "description": "The id this request is logged under."},
+        "RateLimit-Policy": {
+            **text,
+            "description": 'Quota policy, e.g. "default";q=60;w=6 (draft-ietf-httpapi-ratelimit-headers).',
+        },
+        "RateLimit": {**text, "description": 'Where the caller stands, e.g. "default";r=57;t=1.'},
+    }
+    if status in (429, 503):
+        headers["Retry-After"] = {"schema": {"type": "integer", "minimum": 1}, "description": "Seconds to wait."}
+    if status == 401:
+        headers["WWW-Authenticate"] = {**text, "description": "Bearer"}
+    if op.etag and 200 <= status < 300:
+        headers["ETag"] = {**text, "description": 'The item\'s version, e.g. "3"; send it back in If-Match.'}
+    return headers
+
+
+def _parameters(path: str, op: Operation) -> list[dict[str, Any]]:
+    params: list[dict[str, Any]] = [
+        {
+            "name": name,
+            "in": "path",
+            "required": True,
+            "description": "A ULID issued by this API.",
+            "schema": {"type": "string", "pattern": ULID_PATTERN},
+        }
+        for name in re.findall(r"{(\w+)}", path)
+    ]
+    if op.query is not None:
+        schema = op.query.model_json_schema()
+        for name, prop in schema["properties"].items():
+            prop = {k: v for k, v in prop.items() if k != "title"}
+            if "anyOf" in prop:  # Optional[str]: a query parameter is simply absent instead
+                prop = next(p for p in prop["anyOf"] if p.get("type") != "null") | {
+                    k: v for k, v in prop.items() if k not in ("anyOf", "default")
+                }
+            params.append({"name": name, "in": "query", "required": False, "schema": prop})
+    if op.if_match:
+        params.append(
+            {
+                "name": "If-Match",
+                "in": "header",
+                "required": False,
+                "description": 'Only write if the item is still at this version (its ETag, e.g. "3"); 412 if not.',
+                "schema": {"type": "string", "pattern": IF_MATCH_PATTERN},
+            }
+        )
+    return params
+
+
+def _request_body(op: Operation) -> dict[str, Any] | None:
+    if op.body is None:
+        return None
+    media = "application/x-www-form-urlencoded" if op.body_media == "form" else "application/json"
+    content: dict[str, Any] = {media: {"schema": _ref(op.body), "example": _example(op.body)}}
+    if op.body_media == "json":
+        content["application/merge-patch+json"] = {"schema": _ref(op.body)}
+    return {"required": True, "content": content}
+
+
+def _responses(path: str, op: Operation) -> dict[str, Any]:
+    success: dict[str, Any] = {
+        "description": op.extra_statuses.get(op.status, "Success"),
+        "headers": _headers(op, op.status),
+    }
+    if op.response is not None:
+        success["content"] = {"application/json": {"schema": _ref(op.response)}}
+    responses: dict[str, Any] = {str(op.status): success}
+    for status in op.problem_statuses(path):
+        responses[str(status)] = {
+            "description": TITLES[status],
+            "headers": _headers(op, status),
+            "content": {"application/problem+json": {"schema": _ref(Problem)}},
+        }
+    return responses
+
+
+def _operation(path: str, method: str, op: Operation) -> dict[str, Any]:
+    operation_id = re.sub(r"[^a-zA-Z0-9]+", "_", f"{method.lower()}{path}").strip("_")
+    result: dict[str, Any] = {
+        "operationId": operation_id,
+        "summary": op.summary,
+        "tags": [op.tag],
+        "parameters": _parameters(path, op),
+        "responses": _responses(path, op),
+        "security": [] if op.public else SECURITY,
+    }
+    if op.description:
+        result["description"] = op.description
+    body = _request_body(op)
+    if body is not None:
+        result["requestBody"] = body
+    return result
+
+
+DESCRIPTION = f"""Contacts and the notes you take about them.
+
+Sign in with **Authorize**: the password flow exchanges a username and password for a bearer
+token at `/api/v1/auth/token`; or paste a token. Every error is an RFC 9457 problem
+(`application/problem+json`). Every response carries `RateLimit-Policy` and `RateLimit`;
+a 429 carries `Retry-After`.
+
+**Note text aliases.** Note writes accept the text under `body` or any of
+{", ".join(f"`{a}`" for a in BODY_ALIASES[1:])}, in any spelling that differs only in case or
+camelCase/snake_case (`noteBody`, `NOTE_BODY`); the stored field is always `body`. Two of them
+in one request is a 422 naming both. Notes are normalized asynchronously: `processing_status`
+goes from `pending` to `processed` (or `failed`), `original_body` keeps the text as sent.
+"""
+
+
+def build_document(routes: dict[str, dict[str, Any]], version: str = "1.0.0") -> dict[str, Any]:
+    """The OpenAPI 3.1 document for every registered route."""
+    paths: dict[str, Any] = {}
+    for path in sorted(routes):
+        for method in sorted(routes[path]):
+            op = OPERATIONS.get((path, method))
+            if op is None:
+                continue  # not part of the API (the docs page and its assets)
+            paths.setdefault(path, {})[method.lower()] = _operation(path, method, op)
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Contact Notes API", "version": version, "description": DESCRIPTION},
+        "servers": [{"url": "/", "description": "this server"}],
+        "tags": [
+            {"name": "auth", "description": "Register, sign in, and who am I"},
+            {"name": "contacts", "description": "People you keep notes about"},
+            {"name": "notes", "description": "Notes on contacts, normalized after they are saved"},
+            {"name": "service", "description": "Health"},
+        ],
+        "paths": paths,
+        "components": {
+            "schemas": _components(),
+            "securitySchemes": {
+                "OAuth2PasswordBearer": {
+                    "type": "oauth2",
+                    "description": "Username and password for a bearer token (OAuth 2.0 password grant).",
+                    "flows": {"password": {"tokenUrl": "/api/v1/auth/token", "scopes": {}}},
+                },
+                "BearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+            },
+        },
+    }

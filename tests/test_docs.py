@@ -1,0 +1,156 @@
+"""OpenAPI 3.1 from the code, the committed export, Chalice's Swagger 2.0, and the /docs page."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from openapi_spec_validator import validate
+
+from chalicelib.openapi import OPERATIONS, build_document
+from tests.conftest import API, ROOT, Api, problem
+
+
+@pytest.fixture(scope="module")
+def document() -> dict[str, Any]:
+    from app import app
+
+    return build_document(app.routes)
+
+
+def test_document_is_valid_openapi_31(document: dict[str, Any]) -> None:
+    validate(document)
+    assert document["openapi"] == "3.1.0"
+
+
+def test_every_api_route_and_method_is_documented(document: dict[str, Any]) -> None:
+    from app import app
+
+    api_routes = {(path, method) for path, methods in app.routes.items() for method in methods if path.startswith(API)}
+    documented = {(path, method.upper()) for path, ops in document["paths"].items() for method in ops}
+    assert documented == api_routes == set(OPERATIONS)
+
+
+def test_operations_describe_inputs_outputs_and_problems(document: dict[str, Any]) -> None:
+    for path, ops in document["paths"].items():
+        for method, op in ops.items():
+            where = f"{method.upper()} {path}"
+            assert op["tags"] and op["tags"][0] in {"auth", "contacts", "notes", "service"}, where
+            success = [code for code in op["responses"] if code.startswith("2")]
+            assert len(success) == 1, where
+            problems = {int(code) for code in op["responses"] if not code.startswith("2")}
+            assert 429 in problems, where
+            for code in problems:
+                content = op["responses"][str(code)]["content"]
+                assert content == {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+            if "{" in path:
+                assert 404 in problems, where
+                assert all(p["in"] != "path" or p["required"] for p in op["parameters"])
+            if "requestBody" in op:
+                assert {400, 413, 415, 422} <= problems, where
+                media = next(iter(op["requestBody"]["content"].values()))
+                assert media["example"], where
+            if op["security"]:
+                assert 401 in problems, where
+
+
+def test_specific_problem_statuses(document: dict[str, Any]) -> None:
+    paths = document["paths"]
+
+    def statuses(path: str, method: str) -> set[int]:
+        return {int(c) for c in paths[API + path][method]["responses"]}
+
+    assert 409 in statuses("/auth/register", "post")
+    assert 401 in statuses("/auth/token", "post")
+    assert {412, 404} <= statuses("/contacts/{contact_id}", "put")
+    assert {400, 422} <= statuses("/contacts", "get")  # cursor, limit
+    assert statuses("/health", "get") == {200, 429}
+
+
+def test_security_schemes_and_public_routes(document: dict[str, Any]) -> None:
+    schemes = document["components"]["securitySchemes"]
+    assert schemes["OAuth2PasswordBearer"]["flows"]["password"]["tokenUrl"] == "/api/v1/auth/token"
+    assert schemes["BearerAuth"] == {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+    public = {(p, m) for p, ops in document["paths"].items() for m, op in ops.items() if op["security"] == []}
+    assert public == {(API + "/health", "get"), (API + "/auth/register", "post"), (API + "/auth/token", "post")}
+    token = document["paths"][API + "/auth/token"]["post"]["requestBody"]["content"]
+    assert list(token) == ["application/x-www-form-urlencoded"]
+
+
+def test_schemas_publish_what_the_server_enforces(document: dict[str, Any]) -> None:
+    schemas = document["components"]["schemas"]
+    contact_in = schemas["ContactIn"]
+    assert contact_in["additionalProperties"] is False
+    assert contact_in["required"] == ["first_name"]
+    assert contact_in["properties"]["first_name"]["maxLength"] == 100
+    assert schemas["ContactPatch"]["minProperties"] == 1
+    assert schemas["NoteIn"]["properties"]["body"]["maxLength"] == 100_000
+    note_out = schemas["NoteOut"]["properties"]
+    for field in ("original_body", "tags", "processing_status", "processed_at", "normalizer_version"):
+        assert field in note_out
+    assert "note_body" in document["info"]["description"]  # the alias table
+
+
+def test_committed_export_matches_the_code() -> None:
+    from devtools.openapi_export import TARGET, render
+
+    assert TARGET.read_text(encoding="utf-8") == render(), "openapi.json is stale: run `make openapi`"
+
+
+def test_chalice_swagger_export_still_works() -> None:
+    env = {**os.environ, "AWS_DEFAULT_REGION": "us-east-1"}
+    chalice = str(Path(sys.executable).parent / "chalice")
+    command = [chalice, "--project-dir", str(ROOT), "generate-models", "--stage", "local"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env, check=True)
+    swagger = json.loads(done.stdout)
+    validate(swagger)
+    assert swagger["swagger"] == "2.0"
+    assert "/api/v1/contacts/{contact_id}" in swagger["paths"]
+
+
+# ---- the page, over the test client ---------------------------------------------------------
+
+
+def test_docs_page_loads_only_local_files_under_a_strict_csp(anon: Api) -> None:
+    page = anon.client.http.get("/docs")
+    assert page.status_code == 200
+    html = page.body.decode()
+    assert page.headers["Content-Type"].startswith("text/html")
+    csp = page.headers["Content-Security-Policy"]
+    assert "script-src 'self';" in csp and "unsafe-inline" not in csp and "default-src 'none'" in csp
+    assert "<script>" not in html  # no inline script
+    assert "http://" not in html and "https://" not in html  # no CDN
+    for asset, kind in (("swagger-ui-bundle.js", "text/javascript"), ("swagger-ui.css", "text/css"),
+                        ("docs-init.js", "text/javascript"), ("oauth2-redirect.html", "text/html")):  # fmt: skip
+        reply = anon.client.http.get(f"/docs/{asset}")
+        assert reply.status_code == 200, asset
+        assert reply.headers["Content-Type"].startswith(kind)
+        assert len(reply.body) > 100
+    init = anon.client.http.get("/docs/docs-init.js").body.decode()
+    assert "persistAuthorization: true" in init
+
+
+def test_unknown_docs_asset_is_a_404_problem(anon: Api) -> None:
+    reply = anon.client.http.get("/docs/../app.py")
+    assert reply.status_code in (403, 404)
+    problem_reply = anon.client.http.get("/docs/secrets.txt")
+    assert problem_reply.status_code == 404
+    assert problem_reply.headers["Content-Type"] == "application/problem+json"
+
+
+def test_served_document_is_the_generated_one(anon: Api, document: dict[str, Any]) -> None:
+    reply = anon.client.http.get("/openapi.json")
+    assert reply.status_code == 200
+    assert json.loads(reply.body) == document
+
+
+def test_every_documented_problem_shape_matches_a_real_one(alice: Api) -> None:
+    body = problem(alice.get("/contacts/01M8FP1CYTGFW5FGC7TXSJ3ETH"), 404)
+    from chalicelib.schemas import Problem
+
+    Problem.model_validate(body)

@@ -3,9 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-STAGE ?= local
+STAGE ?= dev
 
-.PHONY: run test lint tables bench openapi assets install clean
+.PHONY: run test lint tables bench openapi assets wheels package deploy install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,19 @@ ASSETS := chalicelib/static/swagger-ui/VERSION
 $(ASSETS): $(STAMP)
 	$(BIN)/python -m devtools.docs_assets
 
+WHEELS := .cache/lambda-wheels/.complete
+LAMBDA_PLATFORMS := --platform manylinux2014_aarch64 --platform manylinux_2_17_aarch64 --platform manylinux_2_26_aarch64
+
+# The Lambda bundle's wheels (arm64, Python 3.11), fetched once so that packaging is offline.
+$(WHEELS): requirements.txt | $(BIN)/python
+	mkdir -p .cache/lambda-wheels
+	$(BIN)/python -m pip download --quiet -r requirements.txt -d .cache/lambda-wheels
+	$(BIN)/python -m pip download --quiet $(LAMBDA_PLATFORMS) --implementation cp --python-version 3.11 \
+		--only-binary=:all: -r requirements.txt -d .cache/lambda-wheels
+	touch $(WHEELS)
+
+wheels: $(WHEELS)
+
 install: $(STAMP) $(ASSETS)
 
 assets: $(ASSETS)
@@ -35,7 +48,7 @@ tables: $(STAMP)
 	$(BIN)/python -m devtools.tables
 
 ## Benchmarks: a table with budgets, bench/results.json (figures also kept in BENCHMARKS.md).
-bench: $(STAMP) $(ASSETS)
+bench: $(STAMP) $(ASSETS) $(WHEELS)
 	$(BIN)/python -m bench
 
 lint: $(STAMP)
@@ -47,8 +60,19 @@ lint: $(STAMP)
 openapi: $(STAMP)
 	$(BIN)/python -m devtools.openapi_export
 
+## The deployable SAM template and bundle in build/$(STAGE) (STAGE=dev or prod), offline.
+package: $(STAMP) $(ASSETS) $(WHEELS)
+	$(BIN)/python -m devtools.package --stage $(STAGE)
+
+## Deploy build/$(STAGE) with the AWS CLI (needs credentials and an artifacts bucket; see README).
+deploy: package
+	aws cloudformation package --template-file build/$(STAGE)/sam.json --s3-bucket $(BUCKET) \
+		--output-template-file build/$(STAGE)/packaged.yaml
+	aws cloudformation deploy --template-file build/$(STAGE)/packaged.yaml --stack-name contact-notes-$(STAGE) \
+		--capabilities CAPABILITY_IAM --parameter-overrides $(PARAMETERS)
+
 ## Lint, type-check and run the whole suite offline (the browser test needs Debian's chromium).
-test: lint $(ASSETS)
+test: lint $(ASSETS) $(WHEELS)
 	$(BIN)/python -m pytest
 
 clean:

@@ -16,6 +16,8 @@ Stage = Literal["local", "dev", "prod"]
 ENV_STAGE = "STAGE"
 ENV_JWT_SECRET = "JWT_SECRET"  # noqa: S105 (the variable's name)
 ENV_DYNAMODB_ENDPOINT = "DYNAMODB_ENDPOINT"
+ENV_JWT_SECRET_ARN = "JWT_SECRET_ARN"  # noqa: S105 (the variable's name)
+SECRET_CACHE_SECONDS = 300
 
 MIN_SECRET_BYTES = 32
 
@@ -125,6 +127,8 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
             values[field] = raw
     if "aws_region" not in values and env.get("AWS_DEFAULT_REGION"):
         values["aws_region"] = env["AWS_DEFAULT_REGION"]
+    if "jwt_secret" not in values and env.get(ENV_JWT_SECRET_ARN, "").strip():
+        values["jwt_secret"] = _secret_from_secrets_manager(env[ENV_JWT_SECRET_ARN].strip())
     if values.get("stage", "local") == "local":
         values.setdefault("jwt_secret", _LOCAL_SECRET)
     try:
@@ -135,6 +139,18 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
             for err in exc.errors(include_input=False)
         )
         raise ConfigError(f"invalid configuration: {problems}") from None
+
+
+def _secret_from_secrets_manager(secret_id: str) -> str:
+    """The deployed stages' signing key: AWS Secrets Manager via Powertools' parameters
+    utility (cached), so it is never in the template or an environment variable in clear."""
+    from aws_lambda_powertools.utilities import parameters  # only deployed stages pay this import
+
+    try:
+        value = parameters.get_secret(secret_id, max_age=SECRET_CACHE_SECONDS)
+    except parameters.exceptions.GetParameterError as exc:
+        raise ConfigError(f"invalid configuration: {ENV_JWT_SECRET_ARN}: cannot read the secret ({exc})") from None
+    return str(value)
 
 
 @lru_cache(maxsize=1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 import boto3
+import jwt
 import pytest
 from chalice.test import Client
 
@@ -224,3 +225,35 @@ def test_expired_token_in_a_cached_authorizer_answer_is_401(alice: Api) -> None:
     assert stale["statusCode"] == 401
     assert stale["headers"]["WWW-Authenticate"] == "Bearer"
     assert "expired" in stale["body"]
+
+
+def test_deployed_stage_reads_its_secret_from_secrets_manager(
+    dynamodb: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On AWS the template passes only the secret's ARN; the key itself never sits in the environment."""
+    from app import app
+
+    secret = boto3.client("secretsmanager", region_name="us-east-1").create_secret(
+        Name="contact-notes/jwt", SecretString="k" * 64
+    )
+    monkeypatch.delenv("JWT_SECRET")
+    monkeypatch.setenv("JWT_SECRET_ARN", secret["ARN"])
+    runtime.reset()
+    with Client(app, stage_name="dev", project_dir=str(ROOT)) as client:
+        api = Api(client)
+        assert api.register("secret_user").status == 201
+        token = api.login("secret_user").json["access_token"]
+        assert jwt.decode(token, "k" * 64, algorithms=["HS256"], audience="contact-notes-api")["sub"]
+        assert Api(client, token=token).get("/auth/me").status == 200
+
+
+def test_unreadable_secret_refuses_to_serve(dynamodb: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    from app import app
+
+    monkeypatch.delenv("JWT_SECRET")
+    monkeypatch.setenv("JWT_SECRET_ARN", "arn:aws:secretsmanager:us-east-1:123456789012:secret:missing-AbCdEf")
+    runtime.reset()
+    with Client(app, stage_name="dev", project_dir=str(ROOT)) as client:
+        reply = client.http.get("/api/v1/health")
+    assert reply.status_code == 500
+    assert b"misconfigured" in reply.body

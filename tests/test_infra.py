@@ -44,14 +44,12 @@ def test_usage_plans_keys_and_authorizer_key_source(resources: dict[str, Any]) -
 def test_gateway_429s_match_the_apps_problem(
     resources: dict[str, Any], response_type: str, alice: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    gateway = next(
-        r["Properties"]
-        for r in _of_type(resources, "AWS::ApiGateway::GatewayResponse").values()
-        if r["Properties"]["ResponseType"] == response_type
-    )
-    assert gateway["StatusCode"] == "429"
-    assert gateway["ResponseParameters"]["gatewayresponse.header.Content-Type"] == "'application/problem+json'"
-    body = json.loads(gateway["ResponseTemplates"]["application/json"])
+    # In the API definition itself (x-amazon-apigateway-gateway-responses), not as separate resources.
+    responses = resources["RestAPI"]["Properties"]["DefinitionBody"]["x-amazon-apigateway-gateway-responses"]
+    gateway = responses[response_type]
+    assert gateway["statusCode"] == 429
+    assert gateway["responseParameters"]["gatewayresponse.header.Content-Type"] == "'application/problem+json'"
+    body = json.loads(gateway["responseTemplates"]["application/json"])
     # The app's own 429, for comparison.
     monkeypatch.setenv("RATE_LIMIT_BURST", "1")
     monkeypatch.setenv("RATE_LIMIT_PER_SECOND", "0.1")

@@ -1,0 +1,103 @@
+"""`make package STAGE=dev|prod`: the deployable SAM template and Lambda bundle, offline.
+
+Runs `chalice package` with infra/template.json merged in (plus the prod-only table
+protections), using only the wheels prefetched into .cache/lambda-wheels by `make wheels`
+(so packaging needs neither AWS credentials nor the network), then removes from the
+bundle what the Lambda Python runtime already provides (boto3, botocore and their
+dependencies): PynamoDB only needs a botocore, and the runtime's is used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+WHEELS = ROOT / ".cache" / "lambda-wheels"
+MERGE_TEMPLATE = ROOT / "infra" / "template.json"
+# Top-level names in the bundle that the python3.11 Lambda runtime already has.
+RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "python_dateutil", "urllib3", "six")
+TABLES = ("UsersTable", "ContactsTable", "NotesTable", "RateLimitsTable")
+
+
+@dataclass(frozen=True)
+class Bundle:
+    template: Path
+    zip_path: Path
+    zipped_bytes: int
+    unzipped_bytes: int
+    removed_bytes: int
+
+
+def stage_template(stage: str) -> dict[str, Any]:
+    """infra/template.json, with prod's tables protected from deletion."""
+    template: dict[str, Any] = json.loads(MERGE_TEMPLATE.read_text())
+    if stage == "prod":
+        template = copy.deepcopy(template)
+        for name in TABLES:
+            table = template["Resources"][name]
+            table["Properties"]["DeletionProtectionEnabled"] = True
+            table["DeletionPolicy"] = table["UpdateReplacePolicy"] = "Retain"
+    return template
+
+
+def _runtime_provided(name: str) -> bool:
+    top = name.split("/", 1)[0]
+    base = top.split("-", 1)[0] if top.endswith(".dist-info") else top.removesuffix(".py")
+    return base in RUNTIME_PROVIDED
+
+
+def strip_runtime_packages(zip_path: Path) -> int:
+    """Rewrite the bundle without runtime-provided packages; return the bytes removed."""
+    stripped = zip_path.with_suffix(".tmp")
+    removed = 0
+    with zipfile.ZipFile(zip_path) as source, zipfile.ZipFile(stripped, "w", zipfile.ZIP_DEFLATED) as target:
+        for info in source.infolist():
+            if _runtime_provided(info.filename):
+                removed += info.file_size
+                continue
+            target.writestr(info, source.read(info.filename))
+    stripped.replace(zip_path)
+    return removed
+
+
+def package(stage: str, out: Path) -> Bundle:
+    if not WHEELS.is_dir():
+        sys.exit("contact-notes: no .cache/lambda-wheels; run `make wheels` (needs the package registry once)")
+    out.mkdir(parents=True, exist_ok=True)
+    merge = out / "merge-template.json"
+    merge.write_text(json.dumps(stage_template(stage), indent=2))
+    env = {**os.environ, "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(WHEELS), "AWS_DEFAULT_REGION": "us-east-1"}
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        env.pop(name, None)  # packaging must not need (or use) credentials
+    chalice = str(Path(sys.executable).parent / "chalice")
+    command = [chalice, "--project-dir", str(ROOT), "package", "--stage", stage, "--merge-template", str(merge)]
+    subprocess.run([*command, str(out)], check=True, env=env, cwd=ROOT, capture_output=True, text=True)  # noqa: S603
+    zip_path = out / "deployment.zip"
+    removed = strip_runtime_packages(zip_path)
+    with zipfile.ZipFile(zip_path) as bundle:
+        unzipped = sum(info.file_size for info in bundle.infolist())
+    return Bundle(out / "sam.json", zip_path, zip_path.stat().st_size, unzipped, removed)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--stage", choices=["dev", "prod"], required=True)
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    bundle = package(args.stage, args.out or ROOT / "build" / args.stage)
+    zipped, unzipped, removed = (n / 1e6 for n in (bundle.zipped_bytes, bundle.unzipped_bytes, bundle.removed_bytes))
+    print(f"contact-notes: {bundle.template}, deployment.zip {zipped:.1f} MB zipped, {unzipped:.1f} MB unzipped")
+    print(f"contact-notes: left out {removed:.1f} MB that the Lambda runtime provides (boto3, botocore, ...)")
+
+
+if __name__ == "__main__":
+    main()

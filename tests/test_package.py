@@ -1,0 +1,160 @@
+"""The deployable stack: `chalice package` + infra/, translated to plain CloudFormation and linted.
+
+Offline and without AWS credentials: the Lambda wheels come from .cache/lambda-wheels
+(`make wheels`), SAM is translated by aws-sam-translator as CloudFormation would, and
+cfn-lint checks the result (linting the SAM template alone misses broken references).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from devtools.package import Bundle, package
+
+
+def _translate(sam: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    from samtranslator.public.translator import ManagedPolicyLoader
+    from samtranslator.translator.transform import transform
+
+    class NoIam:  # the template names no managed policies, so the loader must never call IAM
+        def get_paginator(self, *_: object, **__: object) -> None:
+            raise AssertionError("the SAM translation tried to call IAM")
+
+    for resource in sam["Resources"].values():
+        if resource["Type"] == "AWS::Serverless::Function":  # as `aws cloudformation package` does
+            resource["Properties"]["CodeUri"] = "s3://artifacts/deployment.zip"
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    keys = {"DefaultTierApiKey": "d" * 24, "ProTierApiKey": "p" * 24}
+    return transform(sam, keys, ManagedPolicyLoader(NoIam()))  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="module", params=["dev", "prod"])
+def built(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Bundle]:
+    stage = str(request.param)
+    return stage, package(stage, tmp_path_factory.mktemp(stage))
+
+
+@pytest.fixture
+def cfn(built: tuple[str, Bundle], monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    return _translate(json.loads(built[1].template.read_text()), monkeypatch)
+
+
+def _of_type(template: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+    return [r for r in template["Resources"].values() if r["Type"] == kind]
+
+
+def test_translated_template_passes_cfn_lint(cfn: dict[str, Any], tmp_path: Path) -> None:
+    path = tmp_path / "cfn.json"
+    path.write_text(json.dumps(cfn))
+    linter = str(Path(sys.executable).parent / "cfn-lint")
+    done = subprocess.run([linter, "--format", "json", str(path)], capture_output=True, text=True, timeout=300)
+    findings = json.loads(done.stdout or "[]")
+    errors = [f for f in findings if f["Level"] == "Error"]
+    assert errors == [], json.dumps(errors, indent=1)
+
+
+def test_tables(cfn: dict[str, Any], built: tuple[str, Bundle]) -> None:
+    tables = _of_type(cfn, "AWS::DynamoDB::Table")
+    assert len(tables) == 4
+    for table in tables:
+        props = table["Properties"]
+        assert props["BillingMode"] == "PAY_PER_REQUEST"
+        assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+        assert props["SSESpecification"] == {"SSEEnabled": True}
+        protected = built[0] == "prod"
+        assert props.get("DeletionProtectionEnabled", False) is protected
+        assert (table.get("DeletionPolicy") == "Retain") is protected
+    ttl = [t for t in tables if "TimeToLiveSpecification" in t["Properties"]]
+    assert [t["Properties"]["TimeToLiveSpecification"] for t in ttl] == [
+        {"AttributeName": "expires_at", "Enabled": True}
+    ]
+    streams = [t for t in tables if "StreamSpecification" in t["Properties"]]
+    assert [t["Properties"]["StreamSpecification"] for t in streams] == [{"StreamViewType": "NEW_AND_OLD_IMAGES"}]
+
+
+def test_stream_mapping_and_dead_letters(cfn: dict[str, Any]) -> None:
+    (mapping,) = _of_type(cfn, "AWS::Lambda::EventSourceMapping")
+    props = mapping["Properties"]
+    assert props["EventSourceArn"] == {"Fn::GetAtt": ["NotesTable", "StreamArn"]}
+    assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert props["BisectBatchOnFunctionError"] is True
+    assert props["MaximumRetryAttempts"] == 3
+    assert 60 <= props["MaximumRecordAgeInSeconds"] <= 86_400
+    assert props["DestinationConfig"]["OnFailure"]["Destination"] == {
+        "Fn::GetAtt": ["NormalizerDeadLetterQueue", "Arn"]
+    }
+    assert len(_of_type(cfn, "AWS::SQS::Queue")) == 1
+
+
+def test_usage_plans_and_keys(cfn: dict[str, Any]) -> None:
+    (api,) = _of_type(cfn, "AWS::ApiGateway::RestApi")
+    assert api["Properties"]["ApiKeySourceType"] == "AUTHORIZER"
+    assert len(_of_type(cfn, "AWS::ApiGateway::UsagePlan")) >= 2
+    assert len(_of_type(cfn, "AWS::ApiGateway::ApiKey")) >= 2
+    responses = api["Properties"]["Body"]["x-amazon-apigateway-gateway-responses"]
+    assert {"UNAUTHORIZED", "THROTTLED", "QUOTA_EXCEEDED"} <= set(responses)
+
+
+def test_alarms(cfn: dict[str, Any]) -> None:
+    metrics = sorted(a["Properties"]["MetricName"] for a in _of_type(cfn, "AWS::CloudWatch::Alarm"))
+    assert metrics.count("5XXError") == 1
+    assert metrics.count("Errors") == 3 and metrics.count("Throttles") == 3
+    assert "ApproximateNumberOfMessagesVisible" in metrics
+    assert "IteratorAge" in metrics
+
+
+def test_iam_names_each_table_and_the_secret(cfn: dict[str, Any]) -> None:
+    statements = [
+        statement
+        for role in _of_type(cfn, "AWS::IAM::Role")
+        for policy in role["Properties"].get("Policies", [])
+        for statement in policy["PolicyDocument"]["Statement"]
+    ]
+    data = [s for s in statements if any(str(a).startswith("dynamodb:") and "Stream" not in a and "Records" not in a
+                                         and "ShardIterator" not in a for a in s["Action"])]  # fmt: skip
+    assert data, "no DynamoDB permissions: PynamoDB's calls need them named explicitly"
+    for statement in data + [s for s in statements if any(str(a).startswith("secretsmanager:") for a in s["Action"])]:
+        resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        assert "*" not in resources, statement
+    table_refs = json.dumps(data)
+    for table in ("UsersTable", "ContactsTable", "NotesTable", "RateLimitsTable"):
+        assert table in table_refs
+
+
+def test_functions_arm64_sized_and_no_secret_in_clear(cfn: dict[str, Any]) -> None:
+    functions = {name: r["Properties"] for name, r in cfn["Resources"].items() if r["Type"] == "AWS::Lambda::Function"}
+    assert set(functions) == {"APIHandler", "JwtAuth", "NormalizeNotes"}
+    for props in functions.values():
+        assert props["Architectures"] == ["arm64"]
+        assert props["MemorySize"] >= 512 and props["Timeout"] >= 5
+        env = props["Environment"]["Variables"]
+        assert "JWT_SECRET" not in env
+    assert functions["APIHandler"]["Environment"]["Variables"]["JWT_SECRET_ARN"] == {"Ref": "JwtSecret"}
+    assert functions["NormalizeNotes"]["ReservedConcurrentExecutions"] >= 1
+    secrets = _of_type(cfn, "AWS::SecretsManager::Secret")
+    assert len(secrets) == 1 and "GenerateSecretString" in secrets[0]["Properties"]
+    assert "SecretString" not in secrets[0]["Properties"]
+
+
+def test_bundle_leaves_out_what_the_runtime_provides(built: tuple[str, Bundle]) -> None:
+    bundle = built[1]
+    with zipfile.ZipFile(bundle.zip_path) as archive:
+        tops = {name.split("/", 1)[0] for name in archive.namelist()}
+        assert {"app.py", "chalicelib", "pynamodb", "pydantic_core"} <= tops
+        assert not tops & {"botocore", "boto3", "s3transfer"}
+        assert "chalicelib/static/swagger-ui/swagger-ui-bundle.js" in archive.namelist()
+        assert any("aarch64" in name for name in archive.namelist() if name.endswith(".so"))
+    assert bundle.removed_bytes > 10_000_000
+    assert bundle.zipped_bytes < 10_000_000
+
+
+def test_packaging_needs_no_aws_credentials() -> None:
+    assert "AWS_ACCESS_KEY_ID" not in os.environ or os.environ["AWS_ACCESS_KEY_ID"] == "testing"

@@ -11,7 +11,7 @@ from typing import Any
 from chalice import Chalice
 from chalice.app import AuthRequest, AuthResponse, DynamoDBEvent, Request, Response
 
-from chalicelib import docs, openapi, services
+from chalicelib import docs, observability, openapi, services
 from chalicelib.auth import InvalidToken, verify_token
 from chalicelib.config import ConfigError
 from chalicelib.errors import (
@@ -144,9 +144,9 @@ NOTES_STREAM_PLACEHOLDER = (
 @app.on_dynamodb_record(stream_arn=NOTES_STREAM_PLACEHOLDER, batch_size=100, starting_position="TRIM_HORIZON")
 def normalize_notes(event: DynamoDBEvent) -> dict[str, Any]:
     """Normalize new and edited notes; report the records that failed."""
-    from chalicelib.streams import handle_batch  # only the stream Lambda pays for Powertools
+    from chalicelib.streams import handle_batch  # only the stream Lambda pays for batch processing
 
-    settings()
+    observability.configure(settings())
     return handle_batch(event.to_dict(), event.context)
 
 
@@ -154,11 +154,14 @@ def normalize_notes(event: DynamoDBEvent) -> dict[str, Any]:
 def edge(event: Request, get_response: Callable[[Request], Response]) -> Response:
     """Every request: configuration check, rate limit, then the view; every answer gets
     its request id, rate-limit headers and safe headers, and Chalice's own errors become problems."""
+    observability.request_id_var.set(request_id(event))
+    observability.user_id_var.set((event.context.get("authorizer") or {}).get("user_id"))
     try:
         current = api_settings()
     except ConfigError:
         logger.exception("refusing requests: invalid configuration", extra={"request_id": request_id(event)})
         return _finish(problem_response(Misconfigured("The service is not configured."), event), event)
+    observability.configure(current)
     if _token_expired(event):
         return _finish(problem_response(Unauthorized("The access token has expired."), event), event)
     policy = policy_for(current)
@@ -194,6 +197,9 @@ def _caller(event: Request) -> str:
 def _finish(response: Response, event: Request) -> Response:
     if response.status_code >= 400 and _is_chalice_error(response):
         response = _chalice_error_as_problem(response, event)
+    observability.count("Requests", route=f"{event.method} {event.path}", status=str(response.status_code))
+    if response.status_code == 429:
+        observability.count("RateLimited", route=f"{event.method} {event.path}")
     response.headers.setdefault("X-Request-Id", request_id(event))
     for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)

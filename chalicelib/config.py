@@ -8,7 +8,7 @@ import secrets
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 Stage = Literal["local", "dev", "prod"]
 
@@ -46,7 +46,10 @@ class Settings(BaseModel):
     access_token_ttl_seconds: int = Field(default=1800, ge=60, le=86400)
     default_phone_region: str = Field(default="US", pattern=r"^[A-Z]{2}$")
     max_request_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
-    log_level: str = "INFO"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # JSON lines on deployed stages (CloudWatch Logs Insights), text locally; see observability.
+    log_format: Literal["json", "text"] | None = None
+    metrics_enabled: bool | None = None
     # Per caller (user, or client IP when anonymous): a bucket of `burst` requests refilled
     # at `per_second`. A caller that keeps sending while limited waits twice as long each time.
     rate_limit_burst: int = Field(default=60, ge=1, le=100_000)
@@ -87,6 +90,14 @@ class Settings(BaseModel):
     def is_local(self) -> bool:
         return self.stage == "local"
 
+    @model_validator(mode="after")
+    def _stage_defaults(self) -> Settings:
+        if self.log_format is None:
+            object.__setattr__(self, "log_format", "text" if self.is_local else "json")
+        if self.metrics_enabled is None:
+            object.__setattr__(self, "metrics_enabled", not self.is_local)
+        return self
+
 
 _FIELDS_FROM_ENV = {
     "stage": ENV_STAGE,
@@ -102,6 +113,8 @@ _FIELDS_FROM_ENV = {
     "default_phone_region": "DEFAULT_PHONE_REGION",
     "max_request_bytes": "MAX_REQUEST_BYTES",
     "log_level": "LOG_LEVEL",
+    "log_format": "LOG_FORMAT",
+    "metrics_enabled": "METRICS_ENABLED",
     "rate_limits_table": "RATE_LIMITS_TABLE",
     "rate_limit_burst": "RATE_LIMIT_BURST",
     "rate_limit_per_second": "RATE_LIMIT_PER_SECOND",

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from botocore.exceptions import BotoCoreError, ClientError
 from pynamodb.exceptions import PynamoDBException
 
-from chalicelib import store
+from chalicelib import observability, store
 from chalicelib.config import Settings
 from chalicelib.errors import ServiceUnavailable, TooManyRequests
 
@@ -196,10 +196,7 @@ FAIL_OPEN_COUNT = [0]
 
 def count_fail_open() -> None:
     FAIL_OPEN_COUNT[0] += 1
-    from aws_lambda_powertools.metrics import MetricUnit, single_metric
-
-    with single_metric(name="LimiterFailOpen", unit=MetricUnit.Count, value=1, namespace="ContactNotes") as metric:
-        metric.add_dimension(name="service", value="api")
+    observability.count("LimiterFailOpen")
 
 
 # ---- login lockout ------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 )
 from pynamodb.exceptions import PynamoDBException
 
-from chalicelib import store
+from chalicelib import observability, store
 from chalicelib.ids import utc_now
 from chalicelib.models import PENDING
 from chalicelib.normalize import extract_tags, normalize_text
@@ -84,6 +84,7 @@ def process(note: PendingNote) -> None:
             raise PermanentFailure(f"the normalized note could not be stored ({exc.cause_response_code})") from exc
         raise
     logger.info("note %s", "normalized" if written else "skipped (stale)", extra={"note_id": note.note_id})
+    observability.count("NotesNormalized" if written else "StaleRecordsSkipped")
 
 
 def handle_record(record: DynamoDBRecord) -> None:
@@ -99,6 +100,7 @@ def handle_record(record: DynamoDBRecord) -> None:
         if attempts >= MAX_ATTEMPTS:
             store.mark_failed(note.owner_id, note.note_id, note.version, reason=str(failure), at=utc_now())
             logger.warning("note marked failed", extra={"note_id": note.note_id, "reason": str(failure)})
+            observability.count("NotesFailed")
             return
         raise
 
@@ -106,6 +108,10 @@ def handle_record(record: DynamoDBRecord) -> None:
 def handle_batch(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     """Entry point for the stream Lambda: returns {"batchItemFailures": [...]}."""
     processor = BatchProcessor(event_type=EventType.DynamoDBStreams, raise_on_entire_batch_failure=False)
-    return dict(
+    result: dict[str, Any] = dict(
         process_partial_response(event=event, record_handler=handle_record, processor=processor, context=context)
     )
+    failures: list[Any] = result.get("batchItemFailures") or []
+    if failures:
+        observability.count("StreamRecordsFailed", len(failures))
+    return result

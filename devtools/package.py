@@ -80,7 +80,9 @@ def package(stage: str, out: Path) -> Bundle:
         env.pop(name, None)  # packaging must not need (or use) credentials
     chalice = str(Path(sys.executable).parent / "chalice")
     command = [chalice, "--project-dir", str(ROOT), "package", "--stage", stage, "--merge-template", str(merge)]
-    subprocess.run([*command, str(out)], check=True, env=env, cwd=ROOT, capture_output=True, text=True)  # noqa: S603
+    done = subprocess.run([*command, str(out)], env=env, cwd=ROOT, capture_output=True, text=True)  # noqa: S603
+    if done.returncode != 0:
+        raise RuntimeError(f"chalice package failed (missing wheels? run `make wheels`):\n{done.stderr[-4000:]}")
     zip_path = out / "deployment.zip"
     removed = strip_runtime_packages(zip_path)
     with zipfile.ZipFile(zip_path) as bundle:

@@ -111,6 +111,33 @@ def test_alarms(cfn: dict[str, Any]) -> None:
     assert "IteratorAge" in metrics
 
 
+def _role_actions(cfn: dict[str, Any], role: str) -> dict[str, list[Any]]:
+    """Action -> resources granted to one function's role."""
+    granted: dict[str, list[Any]] = {}
+    for policy in cfn["Resources"][role]["Properties"]["Policies"]:
+        for statement in policy["PolicyDocument"]["Statement"]:
+            resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+            for action in statement["Action"]:
+                granted.setdefault(action, []).extend(resources)
+    return granted
+
+
+def test_each_function_has_its_own_least_privilege_role(cfn: dict[str, Any]) -> None:
+    roles = {name: r["Properties"]["Role"]["Fn::GetAtt"][0] for name, r in cfn["Resources"].items()
+             if r["Type"] == "AWS::Lambda::Function"}  # fmt: skip
+    assert len(set(roles.values())) == 3
+    authorizer = _role_actions(cfn, roles["JwtAuth"])
+    assert not [a for a in authorizer if a.startswith(("dynamodb:", "sqs:"))]  # verifies tokens only
+    normalizer = _role_actions(cfn, roles["NormalizeNotes"])
+    data = {a: r for a, r in normalizer.items() if a.startswith("dynamodb:") and "Stream" not in a
+            and a not in ("dynamodb:GetRecords", "dynamodb:GetShardIterator")}  # fmt: skip
+    assert data == {"dynamodb:UpdateItem": [{"Fn::GetAtt": ["NotesTable", "Arn"]}]}
+    assert "sqs:SendMessage" in normalizer
+    api = _role_actions(cfn, roles["APIHandler"])
+    assert "dynamodb:Scan" not in api and "sqs:SendMessage" not in api and "dynamodb:GetRecords" not in api
+    assert {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:ConditionCheckItem"} <= set(api)
+
+
 def test_iam_names_each_table_and_the_secret(cfn: dict[str, Any]) -> None:
     statements = [
         statement
@@ -134,6 +161,7 @@ def test_functions_arm64_sized_and_no_secret_in_clear(cfn: dict[str, Any]) -> No
     assert set(functions) == {"APIHandler", "JwtAuth", "NormalizeNotes"}
     for props in functions.values():
         assert props["Architectures"] == ["arm64"]
+        assert props["TracingConfig"] == {"Mode": "Active"}
         assert props["MemorySize"] >= 512 and props["Timeout"] >= 5
         env = props["Environment"]["Variables"]
         assert "JWT_SECRET" not in env

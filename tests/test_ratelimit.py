@@ -179,8 +179,9 @@ def limiter_down(dynamodb: CallCounter) -> Iterator[None]:
 
 
 def test_limiter_failure_fails_open_logged_and_counted(
-    alice: Api, limiter_down: None, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+    alice: Api, limiter_down: None, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str], limits: Any
 ) -> None:
+    limits(metrics_enabled="1")  # metrics are on by default only on deployed stages
     before = ratelimit.FAIL_OPEN_COUNT[0]
     with caplog.at_level("WARNING", logger="contact_notes.ratelimit"):
         reply = alice.get("/contacts")

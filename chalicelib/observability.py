@@ -5,13 +5,14 @@
   Nothing logs request bodies, note text, passwords or tokens.
 - Metrics: CloudWatch embedded-metric-format lines (requests by route and status, 429s,
   normalizer outcomes, limiter fail-open), on deployed stages or when METRICS_ENABLED=1.
-- Tracing: one Powertools Tracer patching botocore; active only inside Lambda.
+- Tracing: one Powertools Tracer patching botocore, created only inside Lambda.
 """
 
 from __future__ import annotations
 
 import contextvars
 import logging
+import os
 import sys
 from typing import Any
 
@@ -66,9 +67,20 @@ def configure(settings: Settings) -> None:
     _state["config"] = wanted
     _state["metrics"] = settings.metrics_enabled
     if "tracer" not in _state:
-        from aws_lambda_powertools import Tracer
+        _state["tracer"] = _tracer()
 
-        _state["tracer"] = Tracer(service=SERVICE, patch_modules=["botocore"])  # disabled outside Lambda
+
+def _tracer() -> Any:
+    """One Tracer patching botocore, inside Lambda only.
+
+    Outside Lambda there is nowhere to send traces, and importing the X-Ray SDK costs about
+    a quarter of a second of start-up (measured with -X importtime), so it is not loaded.
+    """
+    if not os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
+        return None
+    from aws_lambda_powertools import Tracer
+
+    return Tracer(service=SERVICE, patch_modules=["botocore"])
 
 
 def count(name: str, value: float = 1, **dimensions: str) -> None:

@@ -90,8 +90,17 @@ def test_normalizer_outcomes_are_counted(deployed_like: None, alice: Api, chalic
     assert names == ["NotesNormalized", "StaleRecordsSkipped"]
 
 
-def test_tracer_is_set_up_once(alice: Api) -> None:
+def test_tracer_is_set_up_once_and_only_inside_lambda(alice: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    from aws_lambda_powertools import Tracer
+
+    observability._state.clear()
+    alice.get("/contacts")
+    assert observability._state["tracer"] is None  # no X-Ray SDK import outside Lambda
+    observability._state.clear()
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "contact-notes-dev")
+    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")  # nothing to send traces to in a test
     alice.get("/contacts")
     tracer = observability._state["tracer"]
+    assert isinstance(tracer, Tracer)
     alice.get("/contacts")
     assert observability._state["tracer"] is tracer

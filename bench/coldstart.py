@@ -1,0 +1,112 @@
+"""Cold start: a fresh interpreter importing the Lambda handler and answering its first request.
+
+Each run is a new process that imports nothing before the clock starts; the clock covers
+importing the handler module through the first response (the rate limiter's UpdateItem
+goes to a moto server on loopback that this benchmark starts once, so the child pays for a
+real DynamoDB round trip but for none of moto's imports). The floor is a fresh interpreter
+importing chalice and botocore and making a DynamoDB client; the comparison is FastAPI +
+Mangum answering a hello-world with a boto3 client made, the stack a user would otherwise
+pick. Medians of RUNS runs, same session.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+from bench.report import Figure
+
+ROOT = Path(__file__).resolve().parent.parent
+RUNS = 7
+ENV = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1",
+       "STAGE": "local", "PYTHONDONTWRITEBYTECODE": "1"}  # fmt: skip
+
+EVENT = """{"resource": "/api/v1/health", "path": "/api/v1/health", "httpMethod": "GET", "headers": {},
+ "multiValueHeaders": {}, "queryStringParameters": null, "multiValueQueryStringParameters": null,
+ "pathParameters": null, "stageVariables": null, "body": null, "isBase64Encoded": false,
+ "requestContext": {"resourcePath": "/api/v1/health", "httpMethod": "GET", "path": "/api/api/v1/health",
+ "requestId": "cold", "identity": {"sourceIp": "203.0.113.1"}, "stage": "api"}}"""
+
+OURS = f"""
+import json, time
+event = json.loads('''{EVENT}''')
+start = time.perf_counter()
+import app
+response = app.app(event, None)
+elapsed = time.perf_counter() - start
+assert response["statusCode"] == 200, response
+print(elapsed)
+"""
+
+FLOOR = """
+import time
+start = time.perf_counter()
+import chalice, botocore.session
+client = botocore.session.get_session().create_client("dynamodb", region_name="us-east-1")
+print(time.perf_counter() - start)
+"""
+
+FASTAPI = f"""
+import json, time
+event = json.loads('''{EVENT}''')
+start = time.perf_counter()
+import boto3
+from fastapi import FastAPI
+from mangum import Mangum
+client = boto3.client("dynamodb", region_name="us-east-1")
+api = FastAPI()
+
+@api.get("/api/v1/health")
+def health():
+    return {{"status": "ok"}}
+
+response = Mangum(api, lifespan="off")(event, type("Context", (), {{"aws_request_id": "cold"}})())
+elapsed = time.perf_counter() - start
+assert response["statusCode"] == 200, response
+print(elapsed)
+"""
+
+
+def _median_seconds(script: str, extra_env: dict[str, str]) -> float:
+    env = {**os.environ, **ENV, **extra_env, "PYTHONPATH": str(ROOT)}
+    samples = []
+    for _ in range(RUNS):
+        command = [sys.executable, "-c", script]
+        done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT, timeout=120, check=True)  # noqa: S603
+        samples.append(float(done.stdout.strip().splitlines()[-1]))
+    return statistics.median(samples)
+
+
+def run() -> list[Figure]:
+    from moto.server import ThreadedMotoServer
+
+    from chalicelib.config import load_settings
+    from chalicelib.models import create_tables
+    from devtools.local_stack import free_port
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        endpoint = {"DYNAMODB_ENDPOINT": f"http://127.0.0.1:{port}"}
+        os.environ.update({k: v for k, v in ENV.items() if k.startswith("AWS_")})
+        create_tables(load_settings({**ENV, **endpoint}))
+        floor, ours, fastapi = (_median_seconds(s, endpoint) for s in (FLOOR, OURS, FASTAPI))
+    finally:
+        server.stop()
+    return [
+        Figure("cold start", "floor: import chalice + botocore, make a client", floor * 1000, "ms", budget=None),
+        Figure("cold start", "ours: import the handler, answer the first request", ours * 1000, "ms", budget=None),
+        Figure("cold start", "FastAPI + Mangum hello world with a boto3 client", fastapi * 1000, "ms", budget=None),
+        Figure("cold start", "ours / floor", ours / floor, "x", budget=1.5),
+        Figure("cold start", "ours / FastAPI + Mangum (must start faster)", ours / fastapi, "x", budget=1.0),
+    ]
+
+
+if __name__ == "__main__":
+    figures = run()
+    print(json.dumps([f.__dict__ for f in figures], indent=1))

@@ -74,15 +74,9 @@ def _stop_on_sigterm() -> None:
 def serve(host: str, port: int) -> None:
     from chalice.cli.factory import CLIFactory
 
-    from chalicelib import runtime
-    from chalicelib.config import ConfigError
     from chalicelib.models import create_tables
 
-    runtime.reset()
-    try:
-        settings = runtime.api_settings()
-    except ConfigError as exc:
-        sys.exit(f"contact-notes: {exc}")
+    settings = settings_or_exit(serving=True)
     created = create_tables(settings)
     factory = CLIFactory(str(ROOT), environ=os.environ)
     config = factory.create_config_obj(chalice_stage_name=settings.stage)
@@ -113,6 +107,19 @@ class _Handler(ChaliceRequestHandler):
         if name.startswith("do_"):
             return self._generic_handle
         raise AttributeError(name)
+
+
+def settings_or_exit(*, serving: bool) -> Settings:
+    """Fresh settings from the environment, or exit with the reason (a deployed stage that
+    would serve needs its signing secret; creating tables does not)."""
+    from chalicelib import runtime
+    from chalicelib.config import ConfigError
+
+    runtime.reset()
+    try:
+        return runtime.api_settings() if serving else runtime.settings()
+    except ConfigError as exc:
+        sys.exit(f"contact-notes: {exc}")
 
 
 def dead_letter_file() -> Path:

@@ -6,21 +6,13 @@ as the service: DYNAMODB_ENDPOINT (or real AWS credentials), table names, region
 
 from __future__ import annotations
 
-import sys
-
-from chalicelib import runtime
-from chalicelib.config import ConfigError
 from chalicelib.models import create_tables
-from devtools.local_stack import env_file, load_dotenv_file
+from devtools.local_stack import env_file, load_dotenv_file, settings_or_exit
 
 
 def main() -> None:
     load_dotenv_file(env_file())
-    runtime.reset()
-    try:
-        settings = runtime.settings()
-    except ConfigError as exc:
-        sys.exit(f"contact-notes: {exc}")
+    settings = settings_or_exit(serving=False)
     created = create_tables(settings)
     where = settings.dynamodb_endpoint or f"AWS {settings.aws_region}"
     print(f"contact-notes: tables on {where}: created {', '.join(created) or 'none (all exist)'}")

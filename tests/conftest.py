@@ -150,15 +150,13 @@ class Api:
         payload = {"username": username, "email": email or f"{username}@example.com", "password": password}
         return self.post("/auth/register", payload, auth=False)
 
+    def token_form(self, form: bytes) -> Reply:
+        """POST a raw form body to the token endpoint."""
+        headers = {"content-type": "application/x-www-form-urlencoded"}
+        return self.request("POST", "/auth/token", raw=form, headers=headers, auth=False)
+
     def login(self, username: str, password: str = "correct horse battery") -> Reply:
-        form = f"username={username}&password={password}".encode()
-        return self.request(
-            "POST",
-            "/auth/token",
-            raw=form,
-            headers={"content-type": "application/x-www-form-urlencoded"},
-            auth=False,
-        )
+        return self.token_form(f"username={username}&password={password}".encode())
 
     def sign_up(self, username: str) -> Api:
         """Register and log in a user; return an Api that acts as them."""

@@ -146,13 +146,7 @@ def test_token_username_is_case_insensitive(anon: Api) -> None:
 def test_token_accepts_password_grant_type_and_scope(anon: Api) -> None:
     anon.register("erin")
     form = b"grant_type=password&username=erin&password=correct+horse+battery&scope="
-    reply = anon.request(
-        "POST",
-        "/auth/token",
-        raw=form,
-        headers={"content-type": "application/x-www-form-urlencoded"},
-        auth=False,
-    )
+    reply = anon.token_form(form)
     assert reply.status == 200, reply.body
 
 
@@ -196,24 +190,12 @@ def test_unknown_user_costs_a_password_verification(anon: Api) -> None:
     ],
 )
 def test_token_rejects_bad_forms(anon: Api, form: bytes, status: int) -> None:
-    reply = anon.request(
-        "POST",
-        "/auth/token",
-        raw=form,
-        headers={"content-type": "application/x-www-form-urlencoded"},
-        auth=False,
-    )
+    reply = anon.token_form(form)
     problem(reply, status)
 
 
 def test_unsupported_grant_names_the_oauth_error(anon: Api) -> None:
-    reply = anon.request(
-        "POST",
-        "/auth/token",
-        raw=b"grant_type=implicit&username=x&password=y",
-        headers={"content-type": "application/x-www-form-urlencoded"},
-        auth=False,
-    )
+    reply = anon.token_form(b"grant_type=implicit&username=x&password=y")
     assert problem(reply, 400)["error"] == "unsupported_grant_type"
 
 

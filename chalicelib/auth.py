@@ -9,9 +9,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-import jwt
-from passlib.context import CryptContext
-
 from chalicelib.config import Settings
 
 ALGORITHMS = ["HS256"]  # pinned: a token naming any other algorithm is refused
@@ -21,7 +18,9 @@ CLOCK_SKEW_SECONDS = 5
 
 
 @lru_cache(maxsize=1)
-def _password_context() -> CryptContext:
+def _password_context() -> Any:
+    from passlib.context import CryptContext  # on first use: not every function hashes
+
     # OWASP's argon2id minimum: m=19 MiB, t=2, p=1.
     return CryptContext(
         schemes=["argon2"],
@@ -80,6 +79,8 @@ def issue_token(settings: Settings, user_id: str, tier: str = DEFAULT_TIER) -> t
         "jti": secrets.token_urlsafe(16),
         "tier": tier,
     }
+    import jwt  # on first use (PyJWT pulls in cryptography where installed)
+
     token = jwt.encode(claims, settings.signing_secret, algorithm="HS256", headers={"typ": TOKEN_TYPE})
     return token, ttl
 
@@ -98,6 +99,8 @@ def _bearer_value(authorization: str) -> str:
 
 def verify_token(settings: Settings, authorization: str) -> Principal:
     """Verify an Authorization header value; raise InvalidToken for anything but a valid token."""
+    import jwt
+
     token = _bearer_value(authorization)
     try:
         header = jwt.get_unverified_header(token)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import phonenumbers
 from pynamodb.expressions.update import Action
 
 from chalicelib import auth, ratelimit, store
@@ -90,6 +89,8 @@ def _phone_e164(phone: str | None, region: str) -> str | None:
     """E.164 form of a phone number that parses and is valid; None otherwise (kept as given)."""
     if not phone:
         return None
+    import phonenumbers  # on first use: its metadata costs every cold start otherwise
+
     try:
         parsed = phonenumbers.parse(phone, region)
     except phonenumbers.NumberParseException:

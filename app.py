@@ -407,14 +407,22 @@ def _public_get(path: str) -> Callable[..., Any]:
     return register
 
 
-@lru_cache(maxsize=1)
-def openapi_document() -> str:
-    return json.dumps(openapi.build_document(app.routes), ensure_ascii=False)
+@lru_cache(maxsize=4)
+def openapi_document(base: str = "") -> str:
+    return json.dumps(openapi.with_base_path(openapi.build_document(app.routes), base), ensure_ascii=False)
+
+
+def _base_path() -> str:
+    """The API Gateway stage prefix this request came through ("/api"), or "" (local, custom domain)."""
+    context = _request().context
+    stage = str(context.get("stage") or "")
+    return f"/{stage}" if stage and str(context.get("path") or "").startswith(f"/{stage}/") else ""
 
 
 @_public_get("/openapi.json")
 def openapi_json() -> Response:
-    return Response(body=openapi_document(), headers={"Content-Type": "application/json", "Cache-Control": "no-cache"})
+    headers: dict[str, str | list[str]] = {"Content-Type": "application/json", "Cache-Control": "no-cache"}
+    return Response(body=openapi_document(_base_path()), headers=headers)
 
 
 @_public_get("/docs")

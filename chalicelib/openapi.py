@@ -9,6 +9,7 @@ Chalice's route table to pydantic models.
 
 from __future__ import annotations
 
+import copy
 import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -245,3 +246,15 @@ def build_document(routes: dict[str, dict[str, Any]], version: str = "1.0.0") ->
             },
         },
     }
+
+
+def with_base_path(document: dict[str, Any], base: str) -> dict[str, Any]:
+    """The document as seen through a path prefix (API Gateway's stage, e.g. "/api"): the
+    server URL and the password flow's token URL move under it; paths stay as they are."""
+    if not base:
+        return document
+    moved = copy.deepcopy(document)
+    moved["servers"] = [{"url": base, "description": "this API Gateway stage"}]
+    flow = moved["components"]["securitySchemes"]["OAuth2PasswordBearer"]["flows"]["password"]
+    flow["tokenUrl"] = base + flow["tokenUrl"]
+    return moved

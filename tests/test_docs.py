@@ -154,3 +154,26 @@ def test_every_documented_problem_shape_matches_a_real_one(alice: Api) -> None:
     from chalicelib.schemas import Problem
 
     Problem.model_validate(body)
+
+
+def test_behind_an_api_gateway_stage_the_document_points_under_it(anon: Api) -> None:
+    """On the execute-api URL every path sits under the stage (/api): so must the spec's server and token URL."""
+    from chalice.local import LambdaContext
+
+    from app import app
+
+    event = {
+        "resource": "/openapi.json", "path": "/openapi.json", "httpMethod": "GET", "headers": {},
+        "multiValueHeaders": {}, "queryStringParameters": None, "multiValueQueryStringParameters": None,
+        "pathParameters": None, "stageVariables": None, "body": None, "isBase64Encoded": False,
+        "requestContext": {"resourcePath": "/openapi.json", "httpMethod": "GET", "path": "/api/openapi.json",
+                           "stage": "api", "requestId": "r", "identity": {"sourceIp": "203.0.113.5"}},
+    }  # fmt: skip
+    reply = app(event, LambdaContext("api_handler", 512))
+    document = json.loads(reply["body"])
+    assert document["servers"] == [{"url": "/api", "description": "this API Gateway stage"}]
+    flow = document["components"]["securitySchemes"]["OAuth2PasswordBearer"]["flows"]["password"]
+    assert flow["tokenUrl"] == "/api/api/v1/auth/token"
+    assert "/api/v1/contacts" in document["paths"]
+    local = json.loads(anon.client.http.get("/openapi.json").body)
+    assert local["servers"][0]["url"] == "/"

@@ -10,7 +10,7 @@ import random
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from botocore.exceptions import ClientError
 from pynamodb.connection import Connection
@@ -150,6 +150,60 @@ def find_user_by_username(username: str) -> UserRecord | None:
     return get_user(claim.user_id)
 
 
+# ---- owned, versioned items (contacts and notes) ----------------------------------------
+
+OwnedItem = TypeVar("OwnedItem", Contact, Note)
+
+
+def _get(model: type[OwnedItem], owner_id: str, item_id: str) -> OwnedItem | None:
+    """One consistent GetItem by (owner, id)."""
+    with _dynamodb_errors():
+        try:
+            return model.get(owner_id, item_id, consistent_read=True)
+        except model.DoesNotExist:
+            return None
+
+
+def _version_condition(model: type[OwnedItem], expected_version: int | None) -> Condition:
+    condition = model.version.exists()
+    if expected_version is not None:
+        condition &= model.version == expected_version
+    return condition
+
+
+def _update(
+    model: type[OwnedItem], owner_id: str, item_id: str, actions: list[Action], expected_version: int | None
+) -> OwnedItem:
+    """One conditional UpdateItem (version + 1) on an existing item; returns the item as stored."""
+    item = model(owner_id, item_id)
+    try:
+        with _dynamodb_errors():
+            item.update(actions=[*actions, model.version.add(1)], condition=_version_condition(model, expected_version))
+    except PynamoDBException as exc:
+        if _condition_failed(exc):
+            _raise_missing_or_stale(model, owner_id, item_id)
+        raise
+    return item
+
+
+def _delete(model: type[OwnedItem], owner_id: str, item_id: str, expected_version: int | None) -> None:
+    try:
+        with _dynamodb_errors():
+            model(owner_id, item_id).delete(condition=_version_condition(model, expected_version))
+    except PynamoDBException as exc:
+        if _condition_failed(exc):
+            _raise_missing_or_stale(model, owner_id, item_id)
+        raise
+
+
+def _raise_missing_or_stale(model: type[OwnedItem], owner_id: str, item_id: str) -> None:
+    """After a failed condition (rare path, one read): missing is 404, changed (If-Match) is 412."""
+    what = model.__name__
+    if _get(model, owner_id, item_id) is not None:
+        raise PreconditionFailed(f"The {what.lower()} has changed since the version you sent.")
+    raise NotFound(f"{what} not found.")
+
+
 # ---- contacts ------------------------------------------------------------------------
 
 
@@ -159,52 +213,16 @@ def put_new_contact(contact: Contact) -> None:
 
 
 def get_contact(owner_id: str, contact_id: str) -> Contact | None:
-    with _dynamodb_errors():
-        try:
-            return Contact.get(owner_id, contact_id, consistent_read=True)
-        except Contact.DoesNotExist:
-            return None
-
-
-def _version_condition(model: Any, expected_version: int | None) -> Condition:
-    condition = model.version.exists()
-    if expected_version is not None:
-        condition &= model.version == expected_version
-    return condition
+    return _get(Contact, owner_id, contact_id)
 
 
 def update_contact(owner_id: str, contact_id: str, actions: list[Action], expected_version: int | None) -> Contact:
     """Apply update actions to an existing contact in one UpdateItem; return the new item."""
-    item = Contact(owner_id, contact_id)
-    try:
-        with _dynamodb_errors():
-            item.update(
-                actions=[*actions, Contact.version.add(1)],
-                condition=_version_condition(Contact, expected_version),
-            )
-    except PynamoDBException as exc:
-        if _condition_failed(exc):
-            _raise_missing_or_stale(get_contact(owner_id, contact_id) is not None, "Contact")
-        raise
-    return item
+    return _update(Contact, owner_id, contact_id, actions, expected_version)
 
 
 def delete_contact(owner_id: str, contact_id: str, expected_version: int | None) -> None:
-    item = Contact(owner_id, contact_id)
-    try:
-        with _dynamodb_errors():
-            item.delete(condition=_version_condition(Contact, expected_version))
-    except PynamoDBException as exc:
-        if _condition_failed(exc):
-            _raise_missing_or_stale(get_contact(owner_id, contact_id) is not None, "Contact")
-        raise
-
-
-def _raise_missing_or_stale(exists: bool, what: str) -> None:
-    """After a failed condition: a missing item is 404, a changed one (If-Match) is 412."""
-    if exists:
-        raise PreconditionFailed(f"The {what.lower()} has changed since the version you sent.")
-    raise NotFound(f"{what} not found.")
+    _delete(Contact, owner_id, contact_id, expected_version)
 
 
 def query_contacts(owner_id: str, limit: int, after_id: str | None) -> list[Contact]:
@@ -241,37 +259,15 @@ def put_new_note(note: Note) -> None:
 
 
 def get_note(owner_id: str, note_id: str) -> Note | None:
-    with _dynamodb_errors():
-        try:
-            return Note.get(owner_id, note_id, consistent_read=True)
-        except Note.DoesNotExist:
-            return None
+    return _get(Note, owner_id, note_id)
 
 
 def update_note(owner_id: str, note_id: str, actions: list[Action], expected_version: int | None) -> Note:
-    item = Note(owner_id, note_id)
-    try:
-        with _dynamodb_errors():
-            item.update(
-                actions=[*actions, Note.version.add(1)],
-                condition=_version_condition(Note, expected_version),
-            )
-    except PynamoDBException as exc:
-        if _condition_failed(exc):
-            _raise_missing_or_stale(get_note(owner_id, note_id) is not None, "Note")
-        raise
-    return item
+    return _update(Note, owner_id, note_id, actions, expected_version)
 
 
 def delete_note(owner_id: str, note_id: str, expected_version: int | None) -> None:
-    item = Note(owner_id, note_id)
-    try:
-        with _dynamodb_errors():
-            item.delete(condition=_version_condition(Note, expected_version))
-    except PynamoDBException as exc:
-        if _condition_failed(exc):
-            _raise_missing_or_stale(get_note(owner_id, note_id) is not None, "Note")
-        raise
+    _delete(Note, owner_id, note_id, expected_version)
 
 
 def query_notes(owner_id: str, contact_id: str, limit: int, after_id: str | None) -> list[Note]:

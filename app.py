@@ -197,9 +197,10 @@ def _caller(event: Request) -> str:
 def _finish(response: Response, event: Request) -> Response:
     if response.status_code >= 400 and _is_chalice_error(response):
         response = _chalice_error_as_problem(response, event)
-    observability.count("Requests", route=f"{event.method} {event.path}", status=str(response.status_code))
+    route = f"{event.method} {event.path}"
+    observability.count("Requests", route=route, status=str(response.status_code))
     if response.status_code == 429:
-        observability.count("RateLimited", route=f"{event.method} {event.path}")
+        observability.count("RateLimited", route=route)
     response.headers.setdefault("X-Request-Id", request_id(event))
     for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import BaseModel
-from pydantic.json_schema import models_json_schema
 
 from chalicelib.schemas import BODY_ALIASES, Problem
 from chalicelib.web import IF_MATCH_PATTERN
@@ -87,6 +86,8 @@ def _models() -> list[type[BaseModel]]:
 
 
 def _components() -> dict[str, Any]:
+    from pydantic.json_schema import models_json_schema  # only /openapi.json needs it, not every cold start
+
     pairs = [(model, "serialization") for model in _models()]
     pairs += [(op.body, "validation") for op in OPERATIONS.values() if op.body is not None]
     _, schema = models_json_schema(pairs, ref_template="#/components/schemas/{model}")  # type: ignore[arg-type]

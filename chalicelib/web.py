@@ -23,6 +23,7 @@ from chalicelib.errors import (
     BadRequest,
     MalformedJson,
     PayloadTooLarge,
+    Unauthorized,
     UnsupportedMediaType,
     ValidationFailed,
 )
@@ -257,13 +258,9 @@ def unauthorized_error() -> Exception:
     local = sys.modules.get("chalice.local")  # present only under the local gateway
     if local is None:
         return Exception("Unauthorized")
-    body = {
-        "type": "urn:contact-notes:problem:unauthorized",
-        "title": "Unauthorized",
-        "status": 401,
-        "detail": "A valid bearer token is required.",
-    }
-    headers = {"Content-Type": PROBLEM_JSON, "WWW-Authenticate": "Bearer"}
+    denied = Unauthorized("A valid bearer token is required.")
+    body = {"type": denied.type_uri, "title": denied.title, "status": denied.status, "detail": denied.detail}
+    headers = {"Content-Type": PROBLEM_JSON, **denied.headers}
     error: Exception = local.NotAuthorizedError(headers, json.dumps(body).encode())
     error.args = ("Unauthorized",)
     return error

@@ -189,6 +189,16 @@ def bob(anon: Api) -> Api:
     return anon.sign_up("bob")
 
 
+def dynamodb_error(code: str, message: str = "injected", **extra: Any) -> tuple[object, dict[str, Any]]:
+    """An error answer as DynamoDB gives it, for a botocore before-call hook to return.
+
+    Returning it from the hook short-circuits the call at the SDK boundary: the fault is
+    DynamoDB's, as the code under test sees it, and none of our code is patched.
+    """
+    http = type("Http", (), {"status_code": 400, "headers": {}})()
+    return http, {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": 400}, **extra}
+
+
 def problem(reply: Reply, status: int) -> dict[str, Any]:
     """Assert an RFC 9457 problem response with the given status; return its body."""
     assert reply.status == status, (reply.status, reply.body[:500])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import boto3
 import jwt
@@ -11,7 +12,7 @@ from chalice.test import Client
 
 from chalicelib import runtime
 from chalicelib.config import ConfigError, load_settings
-from tests.conftest import ROOT, Api, problem
+from tests.conftest import ROOT, Api, dynamodb_error, problem
 
 
 def test_problem_carries_request_id_and_instance(alice: Api) -> None:
@@ -88,12 +89,8 @@ def _throttle_next_call(counter: object) -> object:
     without touching our code.
     """
 
-    def hook(**_: object) -> tuple[object, dict[str, object]]:
-        parsed = {
-            "Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"},
-            "ResponseMetadata": {"HTTPStatusCode": 400},
-        }
-        return (type("Http", (), {"status_code": 400, "headers": {}})(), parsed)
+    def hook(**_: object) -> tuple[object, dict[str, Any]]:
+        return dynamodb_error("ProvisionedThroughputExceededException", "slow down")
 
     return hook
 
@@ -143,12 +140,8 @@ def _cancel_transactions(times: int, reasons: list[str]) -> object:
         if remaining[0] <= 0:
             return None
         remaining[0] -= 1
-        parsed = {
-            "Error": {"Code": "TransactionCanceledException", "Message": "Transaction cancelled"},
-            "CancellationReasons": [{"Code": code} for code in reasons],
-            "ResponseMetadata": {"HTTPStatusCode": 400},
-        }
-        return (type("Http", (), {"status_code": 400, "headers": {}})(), parsed)
+        cancelled = [{"Code": code} for code in reasons]
+        return dynamodb_error("TransactionCanceledException", "Transaction cancelled", CancellationReasons=cancelled)
 
     return hook
 

@@ -91,3 +91,11 @@ def test_tables_match_the_models(resources: dict[str, Any]) -> None:
         "AttributeName": "expires_at",
         "Enabled": True,
     }
+
+
+def test_gateway_401_matches_the_local_one(resources: dict[str, Any], anon: Any) -> None:
+    responses = resources["RestAPI"]["Properties"]["DefinitionBody"]["x-amazon-apigateway-gateway-responses"]
+    gateway = json.loads(responses["UNAUTHORIZED"]["responseTemplates"]["application/json"])
+    local = anon.get("/contacts", headers={"authorization": "Bearer not-a-token"})
+    assert local.status == 401
+    assert {k: gateway[k] for k in ("type", "title", "status", "detail")} == local.json

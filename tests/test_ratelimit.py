@@ -14,7 +14,7 @@ import pytest
 from chalicelib import ratelimit, runtime
 from chalicelib.config import load_settings
 from chalicelib.models import RateLimitRecord
-from tests.conftest import Api, CallCounter, problem
+from tests.conftest import Api, CallCounter, dynamodb_error, problem
 
 
 @pytest.fixture
@@ -162,8 +162,7 @@ def _fail_limiter_calls(code: str) -> Any:
     def hook(params: dict[str, Any], **_: Any) -> Any:
         # before-call sees the serialized request: the table name is in its JSON body.
         if json.loads(params.get("body") or b"{}").get("TableName") == "contact-notes-rate-limits":
-            parsed = {"Error": {"Code": code, "Message": "injected"}, "ResponseMetadata": {"HTTPStatusCode": 400}}
-            return (type("Http", (), {"status_code": 400, "headers": {}})(), parsed)
+            return dynamodb_error(code)
         return None
 
     return hook

@@ -30,10 +30,11 @@ class Figure:
 
 
 def print_table(figures: list[Figure]) -> None:
-    print(f"{'group':<12} {'figure':<52} {'value':>14} {'unit':<10} {'budget':>8}  verdict")
+    width = max(len(f.name) for f in figures)
+    print(f"{'group':<12} {'figure':<{width}} {'value':>14} {'unit':<10} {'budget':>8}  verdict")
     for f in figures:
         budget = "-" if f.budget is None else ("=" if f.exact else "<=") + f"{f.budget:g}"
-        print(f"{f.group:<12} {f.name:<52} {f.value:>14,.2f} {f.unit:<10} {budget:>8}  {f.verdict}")
+        print(f"{f.group:<12} {f.name:<{width}} {f.value:>14,.2f} {f.unit:<10} {budget:>8}  {f.verdict}")
 
 
 def write_results(figures: list[Figure], command: str) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pynamodb.attributes import ListAttribute, NumberAttribute, TTLAttribute, UnicodeAttribute
+from pynamodb.attributes import BooleanAttribute, ListAttribute, NumberAttribute, TTLAttribute, UnicodeAttribute
 from pynamodb.indexes import AllProjection, LocalSecondaryIndex
 from pynamodb.models import Model
 
@@ -67,6 +67,9 @@ class Contact(Model):
     created_at = UnicodeAttribute()
     updated_at = UnicodeAttribute()
     version = NumberAttribute(default=1)
+    # Set by the first note's transaction and never cleared: a contact without it has no
+    # notes, so deleting it needs no sweep (one call instead of two).
+    has_notes = BooleanAttribute(null=True)
 
 
 class NotesByContact(LocalSecondaryIndex["Note"]):

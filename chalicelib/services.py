@@ -179,16 +179,18 @@ def delete_contact(owner_id: str, contact_id: str, if_match: int | None) -> None
     """Delete the contact, then its notes, before answering.
 
     The contact goes first so that no new note can be attached while the notes are swept
-    (note creation is conditional on the contact). If the sweep is interrupted, repeating
-    the DELETE finishes it: a missing contact still has its leftover notes swept.
+    (note creation is conditional on the contact). A contact that never had a note needs no
+    sweep. If the sweep is interrupted, repeating the DELETE finishes it: a missing contact
+    still has its leftover notes swept.
     """
     _require(contact_id, "Contact")
     try:
-        store.delete_contact(owner_id, contact_id, if_match)
+        had_notes = store.delete_contact(owner_id, contact_id, if_match)
     except NotFound:
         store.delete_notes_of_contact(owner_id, contact_id)
         raise
-    store.delete_notes_of_contact(owner_id, contact_id)
+    if had_notes:
+        store.delete_notes_of_contact(owner_id, contact_id)
 
 
 def _page_bounds(settings: Settings, owner_id: str, scope: str, query: PageQuery) -> str | None:

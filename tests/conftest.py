@@ -12,47 +12,13 @@ import pytest
 from chalice.test import Client
 from moto import mock_aws
 
+from bench.calls import CallCounter, counting
 from chalicelib import runtime
-from chalicelib.models import ALL_MODELS, create_tables
+from chalicelib.models import create_tables
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_SECRET = "test-only-secret-0123456789abcdef0123456789"
 API = "/api/v1"
-
-
-LIMITER_TABLE = "contact-notes-rate-limits"
-COUNT_EVENT = "before-parameter-build.dynamodb"
-
-
-class CallCounter:
-    """DynamoDB operations sent by our models, counted through botocore's event hooks.
-
-    Calls on the rate-limit table are kept apart (`limiter_calls`) from the application's
-    own (`calls`, `by_operation()`), so each budget can be asserted on its own.
-    """
-
-    def __init__(self) -> None:
-        self.log: list[tuple[str, str | None]] = []
-
-    def __call__(self, model: Any, params: dict[str, Any], **_: Any) -> None:
-        self.log.append((model.name, params.get("TableName")))
-
-    @property
-    def calls(self) -> list[str]:
-        return [operation for operation, table in self.log if table != LIMITER_TABLE]
-
-    @property
-    def limiter_calls(self) -> list[str]:
-        return [operation for operation, table in self.log if table == LIMITER_TABLE]
-
-    def by_operation(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for name in self.calls:
-            counts[name] = counts.get(name, 0) + 1
-        return counts
-
-    def reset(self) -> None:
-        self.log.clear()
 
 
 @pytest.fixture(autouse=True)
@@ -78,14 +44,9 @@ def dynamodb() -> Iterator[CallCounter]:
     """Fresh moto tables; every DynamoDB call is counted, and a Scan fails the test."""
     with mock_aws():
         create_tables(runtime.settings())
-        counter = CallCounter()
-        clients = {id(c): c for c in (m._get_connection().connection.client for m in ALL_MODELS)}
-        for client in clients.values():
-            client.meta.events.register(COUNT_EVENT, counter)
-        yield counter
-        for client in clients.values():
-            client.meta.events.unregister(COUNT_EVENT, counter)
-        assert all(operation != "Scan" for operation, _ in counter.log), "a Scan ran: no request path may scan"
+        with counting() as counter:
+            yield counter
+        assert counter.scans == 0, "a Scan ran: no request path may scan"
 
 
 @dataclass

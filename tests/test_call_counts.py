@@ -2,111 +2,53 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 from chalice.test import Client
 
-from tests.conftest import Api, CallCounter, Reply
+from bench.calls import BUDGETS, PASSWORD, ROUTES, CallCounter, Route, fill, seed
+from tests.conftest import Api
 
 
 @pytest.fixture
 def world(alice: Api) -> dict[str, str]:
-    contact = alice.post("/contacts", {"first_name": "John"}).json
-    note = alice.post(f"/contacts/{contact['id']}/notes", {"body": "hi"}).json
-    spare = alice.post("/contacts", {"first_name": "Spare"}).json
-    spare_note = alice.post(f"/contacts/{contact['id']}/notes", {"body": "spare"}).json
-    return {"c": contact["id"], "n": note["id"], "spare": spare["id"], "spare_note": spare_note["id"]}
+    def send(method: str, path: str, body: Any) -> Any:
+        return alice.request(method, path, body).json
+
+    return seed(send)
 
 
-Request = Callable[[Api, dict[str, str]], Reply]
-
-CASES: list[tuple[str, Request, int, dict[str, int]]] = [
-    ("GET /health", lambda a, w: a.get("/health"), 200, {}),
-    ("GET /auth/me", lambda a, w: a.get("/auth/me"), 200, {"GetItem": 1}),
-    ("POST /auth/register", lambda a, w: a.register("newbie"), 201, {"TransactWriteItems": 1}),
-    ("POST /auth/token", lambda a, w: a.login("alice"), 200, {"GetItem": 2}),
-    ("POST /contacts", lambda a, w: a.post("/contacts", {"first_name": "X"}), 201, {"PutItem": 1}),
-    ("GET /contacts", lambda a, w: a.get("/contacts"), 200, {"Query": 1}),
-    ("GET /contacts/{id}", lambda a, w: a.get(f"/contacts/{w['c']}"), 200, {"GetItem": 1}),
-    (
-        "PUT /contacts/{id}",
-        lambda a, w: a.put(f"/contacts/{w['c']}", {"first_name": "Y"}),
-        200,
-        {"UpdateItem": 1},
-    ),
-    (
-        "PATCH /contacts/{id}",
-        lambda a, w: a.patch(f"/contacts/{w['c']}", {"title": "T"}),
-        200,
-        {"UpdateItem": 1},
-    ),
-    (
-        "DELETE /contacts/{id} (no notes)",
-        lambda a, w: a.delete(f"/contacts/{w['spare']}"),
-        204,
-        {"DeleteItem": 1, "Query": 1},
-    ),
-    (
-        "DELETE /contacts/{id} (2 notes)",
-        lambda a, w: a.delete(f"/contacts/{w['c']}"),
-        204,
-        {"DeleteItem": 1, "Query": 1, "BatchWriteItem": 1},
-    ),
-    (
-        "POST /contacts/{id}/notes",
-        lambda a, w: a.post(f"/contacts/{w['c']}/notes", {"body": "b"}),
-        201,
-        {"TransactWriteItems": 1},
-    ),
-    (
-        "POST /notes",
-        lambda a, w: a.post("/notes", {"contact_id": w["c"], "body": "b"}),
-        201,
-        {"TransactWriteItems": 1},
-    ),
-    (
-        "GET /contacts/{id}/notes",
-        lambda a, w: a.get(f"/contacts/{w['c']}/notes"),
-        200,
-        {"GetItem": 1, "Query": 1},
-    ),
-    ("GET /notes/{id}", lambda a, w: a.get(f"/notes/{w['n']}"), 200, {"GetItem": 1}),
-    ("PUT /notes/{id}", lambda a, w: a.put(f"/notes/{w['n']}", {"body": "c"}), 200, {"UpdateItem": 1}),
-    ("PATCH /notes/{id}", lambda a, w: a.patch(f"/notes/{w['n']}", {"body": "d"}), 200, {"UpdateItem": 1}),
-    ("DELETE /notes/{id}", lambda a, w: a.delete(f"/notes/{w['n']}"), 204, {"DeleteItem": 1}),
-    ("GET /contacts/{bad id}", lambda a, w: a.get("/contacts/not-an-id"), 404, {}),
-    (
-        "GET /contacts/{missing}",
-        lambda a, w: a.get("/contacts/01M8FP1CYTGFW5FGC7TXSJ3ETH"),
-        404,
-        {"GetItem": 1},
-    ),
-    ("POST /contacts (invalid)", lambda a, w: a.post("/contacts", {"first_name": ""}), 422, {}),
-    ("GET /contacts (bad cursor)", lambda a, w: a.get("/contacts?cursor=xyz"), 400, {}),
-]
-
-
-LOCKOUT_READS = {"POST /auth/token": ["GetItem"]}
-
-
-@pytest.mark.parametrize(("name", "send", "status", "expected"), CASES, ids=[c[0] for c in CASES])
-def test_calls_per_request(
-    alice: Api,
-    world: dict[str, str],
-    dynamodb: CallCounter,
-    name: str,
-    send: Request,
-    status: int,
-    expected: dict[str, int],
-) -> None:
+@pytest.mark.parametrize("route", ROUTES, ids=[r.name for r in ROUTES])
+def test_calls_per_request(alice: Api, world: dict[str, str], dynamodb: CallCounter, route: Route) -> None:
+    path, body = fill(route, world)
+    form = route.form.replace(PASSWORD, "correct horse battery").encode() if route.form else None
     dynamodb.reset()
-    reply = send(alice, world)
-    assert reply.status == status, reply.body
-    assert dynamodb.by_operation() == expected
+    reply = alice.token_form(form) if form is not None else alice.request(route.method, path, body)
+    assert reply.status == route.status, reply.body
+    assert dynamodb.by_operation() == route.calls
     # The rate limiter adds exactly one call; sign-in also reads the account's lockout item.
-    assert dynamodb.limiter_calls == ["UpdateItem", *LOCKOUT_READS.get(name, [])]
+    assert dynamodb.limiter_calls == route.limiter
+    if route.budget:
+        assert len(dynamodb.log) <= BUDGETS[route.budget]
+
+
+def test_deleting_a_contact_whose_notes_were_deleted_still_sweeps(alice: Api, dynamodb: CallCounter) -> None:
+    """The mark is never cleared: a contact that once had notes is swept (and answers 204)."""
+    contact = alice.post("/contacts", {"first_name": "Once"}).json
+    note = alice.post(f"/contacts/{contact['id']}/notes", {"body": "gone"}).json
+    assert alice.delete(f"/notes/{note['id']}").status == 204
+    dynamodb.reset()
+    assert alice.delete(f"/contacts/{contact['id']}").status == 204
+    assert dynamodb.by_operation() == {"DeleteItem": 1, "Query": 1}
+
+
+def test_a_new_note_does_not_change_its_contacts_version(alice: Api) -> None:
+    contact = alice.post("/contacts", {"first_name": "Etag"}).json
+    alice.post(f"/contacts/{contact['id']}/notes", {"body": "x"})
+    again = alice.get(f"/contacts/{contact['id']}")
+    assert again.json == contact
+    assert again.header("etag") == '"1"'
 
 
 def test_authorizer_makes_no_calls(alice: Api, chalice_client: Client, dynamodb: CallCounter) -> None:

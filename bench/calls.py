@@ -1,0 +1,222 @@
+"""DynamoDB calls per request, per route, counted through botocore's event hooks.
+
+One table of routes serves both `make bench` (which prints it with budgets) and the test
+suite (`tests/test_call_counts.py`, which asserts every count exactly). Budgets, from
+issue #7, count every call a request makes, the rate limiter's included.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.inprocess import PASSWORD
+from bench.report import Figure
+
+COUNT_EVENT = "before-parameter-build.dynamodb"
+NOTES_PER_BATCH = 25  # BatchWriteItem's limit: a contact's notes are deleted 25 at a time
+
+# Budgets on all calls of one request, limiter included.
+BUDGETS = {
+    "item": 2,  # one item read, written or deleted (a transaction is one call)
+    "list": 3,  # one page of a list
+    "refused": 1,  # refused before any item is touched: the limiter's call only
+    "cascade": 2 + 2 * math.ceil(2 / NOTES_PER_BATCH),  # a contact and its 2 notes
+}
+
+
+class CallCounter:
+    """DynamoDB operations sent by our models, as (operation, table) in order.
+
+    Calls on the rate-limit table are kept apart (`limiter_calls`) from the application's
+    own (`calls`, `by_operation()`), so each budget can be asserted on its own.
+    """
+
+    def __init__(self, limiter_table: str) -> None:
+        self.limiter_table = limiter_table
+        self.log: list[tuple[str, str | None]] = []
+
+    def __call__(self, model: Any, params: dict[str, Any], **_: Any) -> None:
+        self.log.append((model.name, params.get("TableName")))
+
+    @property
+    def calls(self) -> list[str]:
+        return [operation for operation, table in self.log if table != self.limiter_table]
+
+    @property
+    def limiter_calls(self) -> list[str]:
+        return [operation for operation, table in self.log if table == self.limiter_table]
+
+    def by_operation(self) -> dict[str, int]:
+        return dict(Counter(self.calls))
+
+    @property
+    def scans(self) -> int:
+        return sum(1 for operation, _ in self.log if operation == "Scan")
+
+    def reset(self) -> None:
+        self.log.clear()
+
+
+@contextmanager
+def counting() -> Iterator[CallCounter]:
+    """Count every call made through our models' clients while the block runs."""
+    from chalicelib import runtime
+    from chalicelib.models import ALL_MODELS
+
+    counter = CallCounter(runtime.settings().rate_limits_table)
+    clients = {id(c): c for c in (m._get_connection().connection.client for m in ALL_MODELS)}
+    for client in clients.values():
+        client.meta.events.register(COUNT_EVENT, counter)
+    try:
+        yield counter
+    finally:
+        for client in clients.values():
+            client.meta.events.unregister(COUNT_EVENT, counter)
+
+
+@dataclass(frozen=True)
+class Route:
+    """One request; `{c}`, `{n}` and `{spare}` in the path name the seeded items."""
+
+    name: str
+    method: str
+    path: str
+    status: int
+    calls: dict[str, int]  # the application's calls by operation (the limiter's apart)
+    budget: str | None  # a key of BUDGETS; None = reported only
+    body: Any = None
+    form: str | None = None
+    limiter: list[str] = field(default_factory=lambda: ["UpdateItem"])
+
+
+MISSING_ID = "01M8FP1CYTGFW5FGC7TXSJ3ETH"
+
+ROUTES = [
+    Route("GET /health", "GET", "/health", 200, {}, "refused"),
+    Route("GET /auth/me", "GET", "/auth/me", 200, {"GetItem": 1}, "item"),
+    Route(
+        "POST /auth/register",
+        "POST",
+        "/auth/register",
+        201,
+        {"TransactWriteItems": 1},
+        "item",
+        body={"username": "newbie", "email": "newbie@example.com", "password": PASSWORD},
+    ),
+    # Sign-in reads the username claim, then the user; the limiter table also answers the
+    # account's lockout state. It is in none of the issue's classes, so it is reported only.
+    Route(
+        "POST /auth/token",
+        "POST",
+        "/auth/token",
+        200,
+        {"GetItem": 2},
+        None,
+        form=f"username=alice&password={PASSWORD}",
+        limiter=["UpdateItem", "GetItem"],
+    ),
+    Route("POST /contacts", "POST", "/contacts", 201, {"PutItem": 1}, "item", body={"first_name": "X"}),
+    Route("GET /contacts", "GET", "/contacts", 200, {"Query": 1}, "list"),
+    Route("GET /contacts/{id}", "GET", "/contacts/{c}", 200, {"GetItem": 1}, "item"),
+    Route("PUT /contacts/{id}", "PUT", "/contacts/{c}", 200, {"UpdateItem": 1}, "item", body={"first_name": "Y"}),
+    Route("PATCH /contacts/{id}", "PATCH", "/contacts/{c}", 200, {"UpdateItem": 1}, "item", body={"title": "T"}),
+    Route("DELETE /contacts/{id} (never had notes)", "DELETE", "/contacts/{spare}", 204, {"DeleteItem": 1}, "item"),
+    Route(
+        "DELETE /contacts/{id} (and its 2 notes)",
+        "DELETE",
+        "/contacts/{c}",
+        204,
+        {"DeleteItem": 1, "Query": 1, "BatchWriteItem": 1},
+        "cascade",
+    ),
+    Route(
+        "POST /contacts/{id}/notes",
+        "POST",
+        "/contacts/{c}/notes",
+        201,
+        {"TransactWriteItems": 1},
+        "item",
+        body={"body": "b"},
+    ),
+    Route(
+        "POST /notes",
+        "POST",
+        "/notes",
+        201,
+        {"TransactWriteItems": 1},
+        "item",
+        body={"contact_id": "{c}", "body": "b"},
+    ),
+    Route("GET /contacts/{id}/notes", "GET", "/contacts/{c}/notes", 200, {"GetItem": 1, "Query": 1}, "list"),
+    Route("GET /notes/{id}", "GET", "/notes/{n}", 200, {"GetItem": 1}, "item"),
+    Route("PUT /notes/{id}", "PUT", "/notes/{n}", 200, {"UpdateItem": 1}, "item", body={"body": "c"}),
+    Route("PATCH /notes/{id}", "PATCH", "/notes/{n}", 200, {"UpdateItem": 1}, "item", body={"body": "d"}),
+    Route("DELETE /notes/{id}", "DELETE", "/notes/{n}", 204, {"DeleteItem": 1}, "item"),
+    Route("GET /contacts/{malformed id}", "GET", "/contacts/not-an-id", 404, {}, "refused"),
+    Route("GET /contacts/{missing id}", "GET", f"/contacts/{MISSING_ID}", 404, {"GetItem": 1}, "item"),
+    Route("POST /contacts (invalid)", "POST", "/contacts", 422, {}, "refused", body={"first_name": ""}),
+    Route("GET /contacts (forged cursor)", "GET", "/contacts?cursor=xyz", 400, {}, "refused"),
+]
+
+
+def seed(send: Any) -> dict[str, str]:
+    """A contact with two notes and a contact that never had one; `send(method, path, body)`."""
+    contact = send("POST", "/contacts", {"first_name": "John"})
+    note = send("POST", f"/contacts/{contact['id']}/notes", {"body": "hi"})
+    send("POST", f"/contacts/{contact['id']}/notes", {"body": "another"})
+    spare = send("POST", "/contacts", {"first_name": "Spare"})
+    return {"c": contact["id"], "n": note["id"], "spare": spare["id"]}
+
+
+def fill(route: Route, world: dict[str, str]) -> tuple[str, Any]:
+    """The route's path and body with the seeded ids in place."""
+    body = route.body
+    if isinstance(body, dict):
+        body = {k: v.format(**world) if isinstance(v, str) else v for k, v in body.items()}
+    return route.path.format(**world), body
+
+
+def authorizer_event(token: str) -> dict[str, Any]:
+    return {
+        "type": "TOKEN",
+        "authorizationToken": f"Bearer {token}",
+        "methodArn": "arn:aws:execute-api:us-east-1:123456789012:abcdef/api/GET/api/v1/contacts",
+    }
+
+
+def run() -> list[Figure]:
+    from bench.inprocess import moto_api  # moto and the app: only when the benchmark runs
+
+    figures: list[Figure] = []
+    scans = 0
+    with moto_api() as anonymous, counting() as counter:
+        alice = anonymous.sign_up("alice")
+
+        def send(method: str, path: str, body: Any) -> Any:
+            return alice.send(method, path, body).body
+
+        for route in ROUTES:
+            path, body = fill(route, seed(send))
+            scans += counter.scans
+            counter.reset()
+            reply = alice.send(route.method, path, body, form=route.form)
+            assert reply.status == route.status, (route.name, reply.status, reply.body)
+            assert counter.by_operation() == route.calls, (route.name, counter.log)
+            total = len(counter.log)
+            ops = ", ".join(f"{n} {op}" for op, n in sorted(Counter(op for op, _ in counter.log).items())) or "none"
+            budget = BUDGETS[route.budget] if route.budget else None
+            figures.append(Figure("calls", f"{route.name}: {ops}", total, "calls", budget=budget))
+        scans += counter.scans
+        counter.reset()
+        assert alice.token
+        answer = anonymous.client.lambda_.invoke("jwt_auth", authorizer_event(alice.token)).payload
+        assert answer["principalId"], answer
+        figures.append(Figure("calls", "authorizer (a Lambda of its own)", len(counter.log), "calls", 0, exact=True))
+        scans += counter.scans
+        figures.append(Figure("calls", "Scans in all of the above", scans, "calls", 0, exact=True))
+    return figures

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import sys
 
-from bench import bundle, calls, coldstart, load, normalizer
+from bench import bundle, calls, coldstart, load, normalizer, overhead, scale
 from bench.report import print_table, write_results
 
 
 def main() -> int:
-    figures = coldstart.run() + calls.run() + normalizer.run() + bundle.run() + load.run()
+    figures = (
+        coldstart.run() + calls.run() + scale.run() + overhead.run() + normalizer.run() + bundle.run() + load.run()
+    )
     print_table(figures)
     write_results(figures, "make bench")
     return 1 if any(f.verdict == "MISS" for f in figures) else 0

@@ -39,9 +39,14 @@ class CallCounter:
     def __init__(self, limiter_table: str) -> None:
         self.limiter_table = limiter_table
         self.log: list[tuple[str, str | None]] = []
+        self.limiter_params: list[dict[str, str]] = []  # the limiter's expressions, in order
 
     def __call__(self, model: Any, params: dict[str, Any], **_: Any) -> None:
-        self.log.append((model.name, params.get("TableName")))
+        table = params.get("TableName")
+        self.log.append((model.name, table))
+        if table == self.limiter_table and model.name == "UpdateItem":
+            expressions = ("UpdateExpression", "ConditionExpression")
+            self.limiter_params.append({name: params[name] for name in expressions})
 
     @property
     def calls(self) -> list[str]:
@@ -60,6 +65,7 @@ class CallCounter:
 
     def reset(self) -> None:
         self.log.clear()
+        self.limiter_params.clear()
 
 
 @contextmanager

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-API = "/api/v1"
+API = PREFIX = "/api/v1"
 PASSWORD = "bench password 1234"  # noqa: S105 (a benchmark user's, on moto)
 ENV = {
     "AWS_ACCESS_KEY_ID": "bench",
@@ -60,6 +60,56 @@ class Caller:
         assert self.send("POST", "/auth/register", user).status == 201
         token = self.send("POST", "/auth/token", form=f"username={username}&password={PASSWORD}").body
         return Caller(self.client, token["access_token"])
+
+
+def proxy_event(method: str, resource: str, path: str, params: dict[str, str] | None, body: Any = None,
+                authorizer: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
+    """An API Gateway REST (v1) proxy event, as the handler receives it."""
+    headers = {"accept": "application/json", "content-type": "application/json", "host": "api.example.com"}
+    return {
+        "resource": resource,
+        "path": path,
+        "httpMethod": method,
+        "headers": headers,
+        "multiValueHeaders": {k: [v] for k, v in headers.items()},
+        "queryStringParameters": None,
+        "multiValueQueryStringParameters": None,
+        "pathParameters": params,
+        "stageVariables": None,
+        "body": None if body is None else json.dumps(body),
+        "isBase64Encoded": False,
+        "requestContext": {
+            "resourcePath": resource,
+            "httpMethod": method,
+            "path": "/api" + path,
+            "stage": "api",
+            "requestId": "bench",
+            "identity": {"sourceIp": "203.0.113.9"},
+            "authorizer": authorizer or {},
+        },
+    }
+
+
+class LambdaCaller:
+    """Invokes the app as Lambda does: the authorizer on every request (uncached: the worst
+    case), then the API handler with an API Gateway proxy event carrying its context."""
+
+    def __init__(self, token: str) -> None:
+        import app
+
+        self.app = app
+        self.auth_event = {
+            "type": "TOKEN",
+            "authorizationToken": f"Bearer {token}",
+            "methodArn": "arn:aws:execute-api:us-east-1:123456789012:abcdef/api/GET/api/v1/contacts",
+        }
+
+    def authorize(self) -> dict[str, Any]:
+        return dict(self.app.jwt_auth(self.auth_event, None)["context"])
+
+    def __call__(self, method: str, resource: str, path: str, params: dict[str, str] | None, body: Any = None) -> int:
+        event = proxy_event(method, PREFIX + resource, PREFIX + path, params, body, self.authorize())
+        return int(self.app.app(event, None)["statusCode"])
 
 
 @contextmanager

@@ -41,9 +41,9 @@ _ADMIT_ACTIVE = (
     "SET tat = if_not_exists(tat, :now) + :T, expires_at = :exp REMOVE blocked_until, penalty",
     f"(attribute_not_exists(tat) OR tat BETWEEN :now AND :lim) AND {_NOT_BLOCKED}",
 )
-_ADMIT_IDLE = (
+_ADMIT_IDLE = (  # also a caller never seen (or whose item expired)
     "SET tat = :nowT, expires_at = :exp REMOVE blocked_until, penalty",
-    f"tat < :now AND {_NOT_BLOCKED}",
+    f"(attribute_not_exists(tat) OR tat < :now) AND {_NOT_BLOCKED}",
 )
 _PENALIZE = (
     "SET blocked_until = :until, penalty = :penalty, expires_at = :exp",
@@ -125,11 +125,17 @@ def _limited(state: dict[str, int], policy: Policy, now: int) -> bool:
 
 
 def _form(state: dict[str, int] | None, policy: Policy, now: int) -> tuple[str, str]:
+    """The update most likely to hold, from the last state seen for this caller.
+
+    With nothing seen (a new container, a new caller) the guess is "idle": a caller that
+    has sent nothing within one interval, or never. That is the usual case, so the first
+    request a container serves for a caller is normally one call too.
+    """
     if state and _limited(state, policy, now):
         return _PENALIZE
-    if state and "tat" in state and state["tat"] < now:
-        return _ADMIT_IDLE
-    return _ADMIT_ACTIVE
+    if state and state.get("tat", 0) >= now:
+        return _ADMIT_ACTIVE
+    return _ADMIT_IDLE
 
 
 def _penalty(state: dict[str, int], policy: Policy, now: int) -> tuple[int, int]:

@@ -104,6 +104,30 @@ def test_limiter_adds_one_call_and_a_refusal_no_more(alice: Api, limits: Any, dy
     assert dynamodb.calls == []  # a refused request never reaches the data
 
 
+def test_a_new_container_needs_one_call_for_a_new_or_idle_caller(
+    alice: Api, limits: Any, dynamodb: CallCounter
+) -> None:
+    dynamodb.reset()
+    assert alice.get("/contacts").status == 200  # a caller never seen
+    assert dynamodb.limiter_calls == ["UpdateItem"]
+    limits()  # a new container: nothing remembered; alice is idle (the interval is 10 µs)
+    dynamodb.reset()
+    assert alice.get("/contacts").status == 200
+    assert dynamodb.limiter_calls == ["UpdateItem"]
+
+
+def test_a_new_container_meeting_a_caller_mid_burst_still_counts_right(
+    alice: Api, limits: Any, dynamodb: CallCounter
+) -> None:
+    limits(rate_limit_burst=3, rate_limit_per_second=0.1)
+    assert remaining(alice.get("/contacts")) == 2
+    limits(rate_limit_burst=3, rate_limit_per_second=0.1)  # another container: no memory of her
+    dynamodb.reset()
+    reply = alice.get("/contacts")
+    assert remaining(reply) == 1
+    assert dynamodb.limiter_calls == ["UpdateItem", "UpdateItem"]  # the guess was wrong: one retry
+
+
 def test_limiter_state_is_stored_with_a_ttl(alice: Api, limits: Any) -> None:
     limits(rate_limit_burst=2, rate_limit_per_second=1)
     alice.get("/contacts")

@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+import gc
+
+# Cold start: loading the modules below allocates a great deal and frees almost nothing, so
+# the collector's passes over an ever larger heap are pure cost (measured: about 60 ms, see
+# BENCHMARKS.md). It is off while they load; at the end of this module what they built is
+# frozen out of future collections (it lives as long as the process) and collection resumes.
+gc.disable()
+
 import json
 import time
 from collections.abc import Callable
@@ -447,3 +455,7 @@ def docs_asset(name: str) -> Response:
         "Content-Security-Policy": docs.CONTENT_SECURITY_POLICY,
     }
     return Response(body=text, headers=headers)
+
+
+gc.freeze()  # everything above lives as long as the process: keep it out of collections
+gc.enable()

@@ -97,7 +97,14 @@ Text40 = Annotated[Annotated[str, StringConstraints(max_length=40), _LINE, _LINE
 Text200 = Annotated[Annotated[str, StringConstraints(max_length=200), _LINE, _LINE_SCHEMA] | None, _ABSENT_IF_BLANK]
 
 
-class _Input(BaseModel):
+class _Model(BaseModel):
+    """Every schema builds its validator on first use, not at import: a cold start pays only
+    for the models its first request touches."""
+
+    model_config = ConfigDict(defer_build=True)
+
+
+class _Input(_Model):
     """Client input: unknown fields are refused, so no id, owner or timestamp can be forced."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
@@ -116,20 +123,20 @@ class RegisterIn(_Input):
     )
 
 
-class UserOut(BaseModel):
+class UserOut(_Model):
     id: str
     username: str
     email: str
     created_at: str
 
 
-class TokenOut(BaseModel):
+class TokenOut(_Model):
     access_token: str
     token_type: str = "bearer"  # noqa: S105 (RFC 6750 token type)
     expires_in: int
 
 
-class TokenForm(BaseModel):
+class TokenForm(_Model):
     """OAuth2 password grant form (RFC 6749 §4.3)."""
 
     model_config = ConfigDict(extra="ignore")
@@ -173,7 +180,7 @@ class ContactPatch(_Input):
     title: Text200 = Field(default=None, examples=["CTO"])
 
 
-class ContactOut(BaseModel):
+class ContactOut(_Model):
     id: str
     first_name: str
     last_name: str | None
@@ -226,7 +233,7 @@ def body_alias_keys(data: dict[str, object]) -> list[str]:
     return [key for key in data if key.replace("_", "").lower() in _ALIAS_KEYS]
 
 
-class NoteOut(BaseModel):
+class NoteOut(_Model):
     id: str
     contact_id: str
     body: str = Field(description="The note's text: as sent until processed, then normalized.")
@@ -244,7 +251,7 @@ class NoteOut(BaseModel):
 # ---- lists ---------------------------------------------------------------------------
 
 
-class PageQuery(BaseModel):
+class PageQuery(_Model):
     model_config = ConfigDict(extra="ignore")
 
     limit: int = Field(default=50, ge=1, le=100)
@@ -252,12 +259,12 @@ class PageQuery(BaseModel):
     cursor: str | None = Field(default=None, json_schema_extra={"pattern": "^[A-Za-z0-9_-]{1,128}$"})
 
 
-class ContactPage(BaseModel):
+class ContactPage(_Model):
     items: list[ContactOut]
     next_cursor: str | None
 
 
-class NotePage(BaseModel):
+class NotePage(_Model):
     items: list[NoteOut]
     next_cursor: str | None
 
@@ -265,13 +272,13 @@ class NotePage(BaseModel):
 # ---- errors and service ----------------------------------------------------------------
 
 
-class FieldProblem(BaseModel):
+class FieldProblem(_Model):
     pointer: str = Field(description="JSON pointer to the field (#/first_name, #/query/limit).")
     detail: str
     type: str
 
 
-class Problem(BaseModel):
+class Problem(_Model):
     """RFC 9457 problem details, as every error is answered (application/problem+json)."""
 
     type: str = Field(examples=["urn:contact-notes:problem:validation-error"])
@@ -284,5 +291,5 @@ class Problem(BaseModel):
     error: str | None = Field(default=None, description="OAuth 2.0 error code, on the token endpoint.")
 
 
-class Health(BaseModel):
+class Health(_Model):
     status: Literal["ok"]

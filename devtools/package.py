@@ -4,14 +4,17 @@ Runs `chalice package` with infra/template.json merged in (plus the prod-only ta
 protections), using only the wheels prefetched into .cache/lambda-wheels by `make wheels`
 (so packaging needs neither AWS credentials nor the network), then removes from the
 bundle what the Lambda Python runtime already provides (boto3, botocore and their
-dependencies): PynamoDB only needs a botocore, and the runtime's is used.
+dependencies): PynamoDB only needs a botocore, and the runtime's is used. Every module
+left is shipped byte-compiled as well, since Lambda cannot cache what it compiles.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import importlib.util
 import json
+import marshal
 import os
 import subprocess
 import sys
@@ -25,6 +28,7 @@ WHEELS = ROOT / ".cache" / "lambda-wheels"
 MERGE_TEMPLATE = ROOT / "infra" / "template.json"
 # Top-level names in the bundle that the python3.11 Lambda runtime already has.
 RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "python_dateutil", "urllib3", "six")
+LAMBDA_TASK_ROOT = "/var/task"  # where Lambda puts the bundle: the paths tracebacks will show
 TABLES = ("UsersTable", "ContactsTable", "NotesTable", "RateLimitsTable")
 
 
@@ -55,17 +59,39 @@ def _runtime_provided(name: str) -> bool:
     return base in RUNTIME_PROVIDED
 
 
-def strip_runtime_packages(zip_path: Path) -> int:
-    """Rewrite the bundle without runtime-provided packages; return the bytes removed."""
-    stripped = zip_path.with_suffix(".tmp")
+def _pyc(source: bytes, path: str) -> bytes | None:
+    """The module byte-compiled as an unchecked hash-based .pyc (PEP 552), or None if it does not compile.
+
+    Lambda's /var/task is read-only, so Python can never cache what it compiles there: without
+    these, every cold start compiles every module of the bundle from source. Unchecked, because
+    the sources in a deployed bundle never change (and the zip's file times mean nothing).
+    """
+    try:
+        code = compile(source, f"{LAMBDA_TASK_ROOT}/{path}", "exec", dont_inherit=True)
+    except (SyntaxError, ValueError):
+        return None  # e.g. a template file named .py in some package: Python never imports it
+    flags = (0b01).to_bytes(4, "little")  # hash-based, not checked against the source
+    return importlib.util.MAGIC_NUMBER + flags + importlib.util.source_hash(source) + marshal.dumps(code)
+
+
+def finish_bundle(zip_path: Path) -> int:
+    """Rewrite the bundle without runtime-provided packages and with every module byte-compiled
+    for this Python (chalice packages for the runtime of the Python it runs on); return the
+    bytes removed."""
+    finished = zip_path.with_suffix(".tmp")
     removed = 0
-    with zipfile.ZipFile(zip_path) as source, zipfile.ZipFile(stripped, "w", zipfile.ZIP_DEFLATED) as target:
+    with zipfile.ZipFile(zip_path) as source, zipfile.ZipFile(finished, "w", zipfile.ZIP_DEFLATED) as target:
         for info in source.infolist():
             if _runtime_provided(info.filename):
                 removed += info.file_size
                 continue
-            target.writestr(info, source.read(info.filename))
-    stripped.replace(zip_path)
+            if "__pycache__/" in info.filename:
+                continue  # the packaging machine's own caches: compiled afresh below
+            data = source.read(info.filename)
+            target.writestr(info, data)
+            if info.filename.endswith(".py") and (pyc := _pyc(data, info.filename)) is not None:
+                target.writestr(importlib.util.cache_from_source(info.filename), pyc)
+    finished.replace(zip_path)
     return removed
 
 
@@ -84,7 +110,7 @@ def package(stage: str, out: Path) -> Bundle:
     if done.returncode != 0:
         raise RuntimeError(f"chalice package failed (missing wheels? run `make wheels`):\n{done.stderr[-4000:]}")
     zip_path = out / "deployment.zip"
-    removed = strip_runtime_packages(zip_path)
+    removed = finish_bundle(zip_path)
     with zipfile.ZipFile(zip_path) as bundle:
         unzipped = sum(info.file_size for info in bundle.infolist())
     return Bundle(out / "sam.json", zip_path, zip_path.stat().st_size, unzipped, removed)

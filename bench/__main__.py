@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import sys
+import time
 
 from bench import bundle, calls, coldstart, load, normalizer, overhead, scale
-from bench.report import print_table, write_results
+from bench.report import print_table, write_markdown, write_results
 
 
 def main() -> int:
+    started = time.monotonic()
     figures = (
         coldstart.run() + calls.run() + scale.run() + overhead.run() + normalizer.run() + bundle.run() + load.run()
     )
     print_table(figures)
     write_results(figures, "make bench")
+    write_markdown(figures, "make bench", time.monotonic() - started)
     return 1 if any(f.verdict == "MISS" for f in figures) else 0
 
 

@@ -24,7 +24,7 @@ NOTES_PER_BATCH = 25  # BatchWriteItem's limit: a contact's notes are deleted 25
 BUDGETS = {
     "item": 2,  # one item read, written or deleted (a transaction is one call)
     "list": 3,  # one page of a list
-    "refused": 1,  # refused before any item is touched: the limiter's call only
+    "limiter only": 1,  # no item read or written (refused input, health): the limiter's call only
     "cascade": 2 + 2 * math.ceil(2 / NOTES_PER_BATCH),  # a contact and its 2 notes
 }
 
@@ -103,7 +103,7 @@ class Route:
 MISSING_ID = "01M8FP1CYTGFW5FGC7TXSJ3ETH"
 
 ROUTES = [
-    Route("GET /health", "GET", "/health", 200, {}, "refused"),
+    Route("GET /health", "GET", "/health", 200, {}, "limiter only"),
     Route("GET /auth/me", "GET", "/auth/me", 200, {"GetItem": 1}, "item"),
     Route(
         "POST /auth/register",
@@ -163,10 +163,10 @@ ROUTES = [
     Route("PUT /notes/{id}", "PUT", "/notes/{n}", 200, {"UpdateItem": 1}, "item", body={"body": "c"}),
     Route("PATCH /notes/{id}", "PATCH", "/notes/{n}", 200, {"UpdateItem": 1}, "item", body={"body": "d"}),
     Route("DELETE /notes/{id}", "DELETE", "/notes/{n}", 204, {"DeleteItem": 1}, "item"),
-    Route("GET /contacts/{malformed id}", "GET", "/contacts/not-an-id", 404, {}, "refused"),
+    Route("GET /contacts/{malformed id}", "GET", "/contacts/not-an-id", 404, {}, "limiter only"),
     Route("GET /contacts/{missing id}", "GET", f"/contacts/{MISSING_ID}", 404, {"GetItem": 1}, "item"),
-    Route("POST /contacts (invalid)", "POST", "/contacts", 422, {}, "refused", body={"first_name": ""}),
-    Route("GET /contacts (forged cursor)", "GET", "/contacts?cursor=xyz", 400, {}, "refused"),
+    Route("POST /contacts (invalid)", "POST", "/contacts", 422, {}, "limiter only", body={"first_name": ""}),
+    Route("GET /contacts (forged cursor)", "GET", "/contacts?cursor=xyz", 400, {}, "limiter only"),
 ]
 
 

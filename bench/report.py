@@ -10,6 +10,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
+MARKDOWN = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
+START, END = "<!-- figures:start (written by make bench) -->", "<!-- figures:end -->"
 
 
 @dataclass
@@ -46,3 +48,22 @@ def write_results(figures: list[Figure], command: str) -> None:
         "figures": [{**asdict(f), "verdict": f.verdict} for f in figures],
     }
     RESULTS.write_text(json.dumps(payload, indent=2) + "\n")
+
+
+def write_markdown(figures: list[Figure], command: str, seconds: float) -> None:
+    """Replace the figures table in BENCHMARKS.md; the prose around it is kept as written."""
+    rows = [
+        f"Made with `{command}` ({seconds / 60:.0f} min {seconds % 60:.0f} s) on {platform.machine()}, "
+        f"Python {sys.version.split()[0]}, {time.strftime('%Y-%m-%d', time.gmtime())}.",
+        "",
+        "| group | figure | value | budget | verdict |",
+        "|---|---|---|---|---|",
+    ]
+    for f in figures:
+        budget = "–" if f.budget is None else ("= " if f.exact else "≤ ") + f"{f.budget:g}"
+        name = f.name.strip().replace("|", "\\|")
+        rows.append(f"| {f.group} | {name} | {f.value:,.2f} {f.unit} | {budget} | {f.verdict} |")
+    text = MARKDOWN.read_text()
+    before, _, rest = text.partition(START)
+    _, _, after = rest.partition(END)
+    MARKDOWN.write_text(before + START + "\n" + "\n".join(rows) + "\n" + END + after)

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from botocore.exceptions import ClientError
 from pynamodb.connection import Connection
-from pynamodb.constants import ALL_OLD
+from pynamodb.constants import ALL_OLD, NONE
 from pynamodb.exceptions import PynamoDBException, TransactWriteError
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
@@ -187,12 +187,16 @@ def _update(
     return item
 
 
-def _delete(model: type[OwnedItem], owner_id: str, item_id: str, expected_version: int | None) -> dict[str, Any]:
-    """One conditional DeleteItem; returns the deleted item's raw attributes."""
+def _delete(
+    model: type[OwnedItem], owner_id: str, item_id: str, expected_version: int | None, *, return_old: bool = False
+) -> dict[str, Any]:
+    """One conditional DeleteItem; with `return_old`, returns the deleted item's raw attributes
+    (not for notes: a body can be hundreds of kilobytes that nobody would read)."""
     condition = _version_condition(model, expected_version)
+    returned = ALL_OLD if return_old else NONE
     try:
         with _dynamodb_errors():
-            out = model._get_connection().delete_item(owner_id, item_id, condition=condition, return_values=ALL_OLD)
+            out = model._get_connection().delete_item(owner_id, item_id, condition=condition, return_values=returned)
             return dict(out.get("Attributes") or {})
     except PynamoDBException as exc:
         if _condition_failed(exc):
@@ -227,7 +231,7 @@ def update_contact(owner_id: str, contact_id: str, actions: list[Action], expect
 
 def delete_contact(owner_id: str, contact_id: str, expected_version: int | None) -> bool:
     """Delete the contact; return whether it ever had a note (its notes then need a sweep)."""
-    old = _delete(Contact, owner_id, contact_id, expected_version)
+    old = _delete(Contact, owner_id, contact_id, expected_version, return_old=True)
     return "has_notes" in old
 
 

@@ -8,6 +8,8 @@ import gc
 # the collector's passes over an ever larger heap are pure cost (measured: about 60 ms, see
 # BENCHMARKS.md). It is off while they load; at the end of this module what they built is
 # frozen out of future collections (it lives as long as the process) and collection resumes.
+# (Should an import fail, the function cannot start at all, collector or not.)
+_COLLECTING = gc.isenabled()
 gc.disable()
 
 import json
@@ -458,4 +460,5 @@ def docs_asset(name: str) -> Response:
 
 
 gc.freeze()  # everything above lives as long as the process: keep it out of collections
-gc.enable()
+if _COLLECTING:
+    gc.enable()

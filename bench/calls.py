@@ -25,7 +25,9 @@ BUDGETS = {
     "item": 2,  # one item read, written or deleted (a transaction is one call)
     "list": 3,  # one page of a list
     "limiter only": 1,  # no item read or written (refused input, health): the limiter's call only
-    "cascade": 2 + 2 * math.ceil(2 / NOTES_PER_BATCH),  # a contact and its 2 notes
+    # A contact and its 2 notes: DeleteItem, limiter, one Query per MB of notes, one
+    # BatchWriteItem per 25 notes.
+    "cascade": 2 + 1 + math.ceil(2 / NOTES_PER_BATCH),
 }
 
 

@@ -3,25 +3,30 @@
 from __future__ import annotations
 
 import re
+import threading
 from datetime import UTC, datetime
-from functools import cache
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ulid import ULIDGenerator
 
 _ULID_TEXT = re.compile(r"^[0-7][0-9A-HJKMNP-TV-Z]{25}$")
+_made: list[ULIDGenerator] = []
+_making = threading.Lock()
 
 
-@cache
 def _generator() -> ULIDGenerator:
-    """Monotonic within a process, so items made in the same millisecond still sort by creation.
+    """One per process, monotonic, so items made in the same millisecond still sort by creation.
 
     Made on the first write (python-ulid costs about 4 ms to import: not every cold start writes).
     """
-    from ulid import ULIDGenerator
+    if not _made:
+        with _making:
+            if not _made:
+                from ulid import ULIDGenerator
 
-    return ULIDGenerator()
+                _made.append(ULIDGenerator())
+    return _made[0]
 
 
 def new_id() -> str:

@@ -99,7 +99,8 @@ Text200 = Annotated[Annotated[str, StringConstraints(max_length=200), _LINE, _LI
 
 class _Model(BaseModel):
     """Every schema builds its validator on first use, not at import: a cold start pays only
-    for the models its first request touches."""
+    for the models its first request touches. pydantic builds a deferred schema without a
+    lock, so a server answering requests on several threads calls `build_all()` first."""
 
     model_config = ConfigDict(defer_build=True)
 
@@ -293,3 +294,12 @@ class Problem(_Model):
 
 class Health(_Model):
     status: Literal["ok"]
+
+
+def build_all() -> None:
+    """Build every schema now (before serving on threads: see `_Model`)."""
+    pending = list(_Model.__subclasses__())
+    while pending:
+        model = pending.pop()
+        pending.extend(model.__subclasses__())
+        model.model_rebuild(force=True)

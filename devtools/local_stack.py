@@ -75,7 +75,9 @@ def serve(host: str, port: int) -> None:
     from chalice.cli.factory import CLIFactory
 
     from chalicelib.models import create_tables
+    from chalicelib.schemas import build_all
 
+    build_all()  # the local server answers on threads; see chalicelib.schemas._Model
     settings = settings_or_exit(serving=True)
     created = create_tables(settings)
     factory = CLIFactory(str(ROOT), environ=os.environ)

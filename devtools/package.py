@@ -67,17 +67,28 @@ def _pyc(source: bytes, path: str) -> bytes | None:
     the sources in a deployed bundle never change (and the zip's file times mean nothing).
     """
     try:
-        code = compile(source, f"{LAMBDA_TASK_ROOT}/{path}", "exec", dont_inherit=True)
+        code = compile(source, f"{LAMBDA_TASK_ROOT}/{path}", "exec", dont_inherit=True, optimize=0)
     except (SyntaxError, ValueError):
         return None  # e.g. a template file named .py in some package: Python never imports it
     flags = (0b01).to_bytes(4, "little")  # hash-based, not checked against the source
     return importlib.util.MAGIC_NUMBER + flags + importlib.util.source_hash(source) + marshal.dumps(code)
 
 
+def _pyc_entry(source: zipfile.ZipInfo) -> zipfile.ZipInfo:
+    """Where the runtime looks for a module's bytecode (no optimization level, no cache prefix),
+    readable by all as Lambda requires (it does not run as the files' owner)."""
+    folder, _, name = source.filename.rpartition("/")
+    stem = name.removesuffix(".py")
+    entry = zipfile.ZipInfo(f"{folder}/__pycache__/{stem}.{sys.implementation.cache_tag}.pyc".lstrip("/"))
+    entry.date_time = source.date_time
+    entry.external_attr = 0o100644 << 16
+    entry.compress_type = zipfile.ZIP_DEFLATED
+    return entry
+
+
 def finish_bundle(zip_path: Path) -> int:
     """Rewrite the bundle without runtime-provided packages and with every module byte-compiled
-    for this Python (chalice packages for the runtime of the Python it runs on); return the
-    bytes removed."""
+    for this Python (see `check_runtime`); return the bytes removed."""
     finished = zip_path.with_suffix(".tmp")
     removed = 0
     with zipfile.ZipFile(zip_path) as source, zipfile.ZipFile(finished, "w", zipfile.ZIP_DEFLATED) as target:
@@ -90,9 +101,21 @@ def finish_bundle(zip_path: Path) -> int:
             data = source.read(info.filename)
             target.writestr(info, data)
             if info.filename.endswith(".py") and (pyc := _pyc(data, info.filename)) is not None:
-                target.writestr(importlib.util.cache_from_source(info.filename), pyc)
+                target.writestr(_pyc_entry(info), pyc)
     finished.replace(zip_path)
     return removed
+
+
+def check_runtime(template: dict[str, Any]) -> None:
+    """Bytecode is only good for the Python that made it: the functions' runtime must be ours."""
+    ours = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    runtimes = {
+        r["Properties"].get("Runtime")
+        for r in template["Resources"].values()
+        if r["Type"] == "AWS::Serverless::Function"
+    }
+    if runtimes != {ours}:
+        raise RuntimeError(f"the functions run {sorted(map(str, runtimes))} but the bytecode would be {ours}")
 
 
 def package(stage: str, out: Path) -> Bundle:
@@ -110,6 +133,7 @@ def package(stage: str, out: Path) -> Bundle:
     if done.returncode != 0:
         raise RuntimeError(f"chalice package failed (missing wheels? run `make wheels`):\n{done.stderr[-4000:]}")
     zip_path = out / "deployment.zip"
+    check_runtime(json.loads((out / "sam.json").read_text()))
     removed = finish_bundle(zip_path)
     with zipfile.ZipFile(zip_path) as bundle:
         unzipped = sum(info.file_size for info in bundle.infolist())

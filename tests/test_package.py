@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from devtools.package import Bundle, package
+from devtools.package import Bundle, check_runtime, package
 
 
 def _translate(sam: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
@@ -196,6 +196,8 @@ def test_bundle_ships_bytecode_that_lambda_uses_as_is(built: tuple[str, Bundle],
             assert importlib.util.cache_from_source(module) in compiled
         assert len(compiled) >= 0.95 * len(sources)
         assert all(importlib.util.source_from_cache(n) in names for n in compiled)  # none stale or foreign
+        # Lambda does not run as the files' owner: everything must be readable by all.
+        assert all((info.external_attr >> 16) & 0o444 == 0o444 for info in archive.infolist())
         pyc = archive.read("chalicelib/__pycache__/normalize.cpython-311.pyc")
         assert pyc[:4] == importlib.util.MAGIC_NUMBER and int.from_bytes(pyc[4:8], "little") == 0b01
         assert marshal.loads(pyc[16:]).co_filename == "/var/task/chalicelib/normalize.py"  # noqa: S302 (ours)
@@ -207,6 +209,12 @@ def test_bundle_ships_bytecode_that_lambda_uses_as_is(built: tuple[str, Bundle],
     env = {**os.environ, "PYTHONPATH": str(tmp_path)}
     done = subprocess.run([sys.executable, "-c", check], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert (done.returncode, done.stdout.strip()) == (0, "a b"), done.stderr
+
+
+def test_bytecode_is_refused_for_another_runtime() -> None:
+    function = {"Type": "AWS::Serverless::Function", "Properties": {"Runtime": "python3.12"}}
+    with pytest.raises(RuntimeError, match=r"python3\.12"):
+        check_runtime({"Resources": {"APIHandler": function}})
 
 
 def test_packaging_needs_no_aws_credentials() -> None:

@@ -128,6 +128,22 @@ def test_a_new_container_meeting_a_caller_mid_burst_still_counts_right(
     assert dynamodb.limiter_calls == ["UpdateItem", "UpdateItem"]  # the guess was wrong: one retry
 
 
+def test_a_new_container_meeting_a_blocked_caller_still_doubles_the_wait(
+    alice: Api, limits: Any, dynamodb: CallCounter
+) -> None:
+    policy = {"rate_limit_burst": 1, "rate_limit_per_second": 0.2, "rate_limit_backoff_max_seconds": 30}
+    limits(**policy)
+    assert alice.get("/contacts").status == 200
+    assert alice.get("/contacts").header("retry-after") == "5"
+    limits(**policy)  # another container: no memory of her
+    dynamodb.reset()
+    refused = alice.get("/contacts")
+    assert refused.status == 429
+    assert refused.header("retry-after") == "10"  # she came back early: doubled, as in one container
+    assert dynamodb.limiter_calls == ["UpdateItem", "UpdateItem"]
+    assert dynamodb.calls == []
+
+
 def test_limiter_state_is_stored_with_a_ttl(alice: Api, limits: Any) -> None:
     limits(rate_limit_burst=2, rate_limit_per_second=1)
     alice.get("/contacts")

@@ -26,7 +26,7 @@ from pathlib import Path
 from bench.report import Figure
 
 ROOT = Path(__file__).resolve().parent.parent
-RUNS = 11
+RUNS = 21
 # The variables .chalice/config.json gives every function, so the child starts as deployed.
 FUNCTION_ENV = json.loads((ROOT / ".chalice" / "config.json").read_text())["environment_variables"]
 ENV = {**FUNCTION_ENV, "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",

@@ -53,7 +53,7 @@ def write_results(figures: list[Figure], command: str) -> None:
 def write_markdown(figures: list[Figure], command: str, seconds: float) -> None:
     """Replace the figures table in BENCHMARKS.md; the prose around it is kept as written."""
     rows = [
-        f"Made with `{command}` ({seconds / 60:.0f} min {seconds % 60:.0f} s) on {platform.machine()}, "
+        f"Made with `{command}` ({int(seconds // 60)} min {int(seconds % 60)} s) on {platform.machine()}, "
         f"Python {sys.version.split()[0]}, {time.strftime('%Y-%m-%d', time.gmtime())}.",
         "",
         "| group | figure | value | budget | verdict |",

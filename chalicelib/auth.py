@@ -103,10 +103,7 @@ def verify_token(settings: Settings, authorization: str) -> Principal:
 
     token = _bearer_value(authorization)
     try:
-        header = jwt.get_unverified_header(token)
-        if header.get("typ") != TOKEN_TYPE:
-            raise InvalidToken("wrong token type")
-        claims: dict[str, Any] = jwt.decode(
+        decoded = jwt.decode_complete(  # header and claims from one parse
             token,
             settings.signing_secret,
             algorithms=ALGORITHMS,
@@ -117,6 +114,9 @@ def verify_token(settings: Settings, authorization: str) -> Principal:
         )
     except jwt.PyJWTError as exc:
         raise InvalidToken(str(exc)) from exc
+    if decoded["header"].get("typ") != TOKEN_TYPE:
+        raise InvalidToken("wrong token type")
+    claims: dict[str, Any] = decoded["payload"]
     subject, tier = claims["sub"], claims.get("tier", DEFAULT_TIER)
     if not isinstance(subject, str) or not subject:
         raise InvalidToken("bad subject")

@@ -13,9 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 Stage = Literal["local", "dev", "prod"]
 
 # Environment variable names, in one place.
-ENV_STAGE = "STAGE"
 ENV_JWT_SECRET = "JWT_SECRET"  # noqa: S105 (the variable's name)
-ENV_DYNAMODB_ENDPOINT = "DYNAMODB_ENDPOINT"
 ENV_JWT_SECRET_ARN = "JWT_SECRET_ARN"  # noqa: S105 (the variable's name)
 SECRET_CACHE_SECONDS = 300
 
@@ -99,31 +97,8 @@ class Settings(BaseModel):
         return self
 
 
-_FIELDS_FROM_ENV = {
-    "stage": ENV_STAGE,
-    "aws_region": "AWS_REGION",
-    "dynamodb_endpoint": ENV_DYNAMODB_ENDPOINT,
-    "users_table": "USERS_TABLE",
-    "contacts_table": "CONTACTS_TABLE",
-    "notes_table": "NOTES_TABLE",
-    "jwt_secret": ENV_JWT_SECRET,
-    "jwt_issuer": "JWT_ISSUER",
-    "jwt_audience": "JWT_AUDIENCE",
-    "access_token_ttl_seconds": "ACCESS_TOKEN_TTL_SECONDS",
-    "default_phone_region": "DEFAULT_PHONE_REGION",
-    "max_request_bytes": "MAX_REQUEST_BYTES",
-    "log_level": "LOG_LEVEL",
-    "log_format": "LOG_FORMAT",
-    "metrics_enabled": "METRICS_ENABLED",
-    "rate_limits_table": "RATE_LIMITS_TABLE",
-    "rate_limit_burst": "RATE_LIMIT_BURST",
-    "rate_limit_per_second": "RATE_LIMIT_PER_SECOND",
-    "rate_limit_backoff_max_seconds": "RATE_LIMIT_BACKOFF_MAX_SECONDS",
-    "login_max_failures": "LOGIN_MAX_FAILURES",
-    "login_backoff_base_seconds": "LOGIN_BACKOFF_BASE_SECONDS",
-    "login_backoff_max_seconds": "LOGIN_BACKOFF_MAX_SECONDS",
-    "usage_plan_keys": "USAGE_PLAN_KEYS",
-}
+# Each setting is read from the variable of its name in capitals (STAGE, JWT_SECRET, ...).
+_FIELDS_FROM_ENV = {name: name.upper() for name in Settings.model_fields}
 
 # The local stage may run without a configured secret: one is made per process, so
 # tokens simply stop working when the local server restarts.

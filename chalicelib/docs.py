@@ -41,10 +41,12 @@ PAGE = """<!doctype html>
 """
 
 
-@lru_cache(maxsize=len(ASSETS))
 def asset(name: str) -> tuple[str, str] | None:
     """(text, content type) of a docs asset, or None for any other name."""
-    if name not in ASSETS:
-        return None
+    return _read(name) if name in ASSETS else None  # unknown names must not evict the cache
+
+
+@lru_cache(maxsize=len(ASSETS))
+def _read(name: str) -> tuple[str, str]:
     folder, content_type = ASSETS[name]
     return (folder / name).read_text(encoding="utf-8"), content_type

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from ulid import ULIDGenerator
 
-_ULID_TEXT = re.compile(r"^[0-7][0-9A-HJKMNP-TV-Z]{25}$")
+ULID_PATTERN = "^[0-7][0-9A-HJKMNP-TV-Z]{25}$"  # canonical text: Crockford base32, 128 bits
+_ULID_TEXT = re.compile(ULID_PATTERN)
 _made: list[ULIDGenerator] = []
 _making = threading.Lock()
 

@@ -164,6 +164,11 @@ def bind_models(settings: Settings) -> None:
     _share_one_client()
 
 
+def dynamodb_client() -> Any:
+    """The one botocore DynamoDB client every model uses (once the models are bound)."""
+    return ALL_MODELS[0]._get_connection().connection.client
+
+
 def _share_one_client() -> None:
     """All models on one botocore client (PynamoDB makes a session and a client per model).
 

@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import copy
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from chalicelib.ids import ULID_PATTERN
 from chalicelib.schemas import BODY_ALIASES, Problem
 from chalicelib.web import IF_MATCH_PATTERN
 
-ULID_PATTERN = "^[0-7][0-9A-HJKMNP-TV-Z]{25}$"
 TITLES = {
     400: "Bad request",
     401: "Missing or invalid credentials",
@@ -50,8 +50,6 @@ class Operation:
     etag: bool = False  # answers an ETag (the item's version)
     if_match: bool = False  # accepts If-Match (412 when stale)
     problems: tuple[int, ...] = ()
-    description: str = ""
-    extra_statuses: dict[int, str] = field(default_factory=dict)
 
     def problem_statuses(self, path: str) -> list[int]:
         statuses = set(self.problems) | {429}
@@ -167,7 +165,7 @@ def _request_body(op: Operation) -> dict[str, Any] | None:
 
 def _responses(path: str, op: Operation) -> dict[str, Any]:
     success: dict[str, Any] = {
-        "description": op.extra_statuses.get(op.status, "Success"),
+        "description": "Success",
         "headers": _headers(op, op.status),
     }
     if op.response is not None:
@@ -192,8 +190,6 @@ def _operation(path: str, method: str, op: Operation) -> dict[str, Any]:
         "responses": _responses(path, op),
         "security": [] if op.public else SECURITY,
     }
-    if op.description:
-        result["description"] = op.description
     body = _request_body(op)
     if body is not None:
         result["requestBody"] = body

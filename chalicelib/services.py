@@ -27,9 +27,6 @@ from chalicelib.schemas import (
     UserOut,
 )
 
-CONTACT_FIELDS = ("first_name", "last_name", "email", "phone", "company", "title")
-
-
 # ---- users ---------------------------------------------------------------------------
 
 
@@ -137,12 +134,16 @@ def create_contact(settings: Settings, owner_id: str, data: ContactIn) -> Contac
     return contact_out(contact)
 
 
-def get_contact(owner_id: str, contact_id: str) -> ContactOut:
+def _contact_or_404(owner_id: str, contact_id: str) -> Contact:
     _require(contact_id, "Contact")
     contact = store.get_contact(owner_id, contact_id)
     if contact is None:
         raise NotFound("Contact not found.")
-    return contact_out(contact)
+    return contact
+
+
+def get_contact(owner_id: str, contact_id: str) -> ContactOut:
+    return contact_out(_contact_or_404(owner_id, contact_id))
 
 
 def _contact_actions(settings: Settings, values: dict[str, Any]) -> list[Action]:
@@ -253,7 +254,7 @@ def create_note(owner_id: str, contact_id: str, data: NoteIn) -> NoteOut:
 
 
 def create_note_flat(owner_id: str, data: NoteCreate) -> NoteOut:
-    return create_note(owner_id, data.contact_id, NoteIn(body=data.body))
+    return create_note(owner_id, data.contact_id, data)  # a NoteCreate is a NoteIn, already validated
 
 
 def get_note(owner_id: str, note_id: str) -> NoteOut:
@@ -288,7 +289,7 @@ def delete_note(owner_id: str, note_id: str, if_match: int | None) -> None:
 
 def list_notes(settings: Settings, owner_id: str, contact_id: str, query: PageQuery) -> NotePage:
     """Two reads: the contact (404 when missing or foreign), then one Query."""
-    get_contact(owner_id, contact_id)
+    _contact_or_404(owner_id, contact_id)
     scope = "notes:" + contact_id
     after = _page_bounds(settings, owner_id, scope, query)
     found = store.query_notes(owner_id, contact_id, query.limit + 1, after)

@@ -33,6 +33,7 @@ from chalicelib.models import (
     RateLimitRecord,
     UserRecord,
     contact_note_key,
+    dynamodb_client,
 )
 from chalicelib.normalize import NORMALIZER_VERSION
 
@@ -400,7 +401,7 @@ def limiter_update(key: str, update: str, condition: str, values: dict[str, int]
     Returns (True, item after) when the condition held, (False, item before) when it did not
     ({} for an absent item). Other failures (throttling, outage) raise botocore errors.
     """
-    client = RateLimitRecord._get_connection().connection.client
+    client = dynamodb_client()
     try:
         out = client.update_item(
             TableName=RateLimitRecord.Meta.table_name,

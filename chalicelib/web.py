@@ -53,10 +53,13 @@ def request_id(request: Request | None) -> str:
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    if isinstance(body, BaseModel):
-        body = body.model_dump(mode="json")
+    text = (
+        body.model_dump_json()
+        if isinstance(body, BaseModel)
+        else json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+    )
     return Response(
-        body=json.dumps(body, ensure_ascii=False, separators=(",", ":")),
+        body=text,
         status_code=status,
         headers={"Content-Type": "application/json", **(headers or {})},
     )

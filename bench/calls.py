@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.inprocess import PASSWORD
+from bench.inprocess import PASSWORD, authorizer_event
 from bench.report import Figure
 
 COUNT_EVENT = "before-parameter-build.dynamodb"
@@ -72,19 +72,17 @@ class CallCounter:
 
 @contextmanager
 def counting() -> Iterator[CallCounter]:
-    """Count every call made through our models' clients while the block runs."""
+    """Count every call made through our models' (shared) client while the block runs."""
     from chalicelib import runtime
-    from chalicelib.models import ALL_MODELS
+    from chalicelib.models import dynamodb_client
 
     counter = CallCounter(runtime.settings().rate_limits_table)
-    clients = {id(c): c for c in (m._get_connection().connection.client for m in ALL_MODELS)}
-    for client in clients.values():
-        client.meta.events.register(COUNT_EVENT, counter)
+    events = dynamodb_client().meta.events
+    events.register(COUNT_EVENT, counter)
     try:
         yield counter
     finally:
-        for client in clients.values():
-            client.meta.events.unregister(COUNT_EVENT, counter)
+        events.unregister(COUNT_EVENT, counter)
 
 
 @dataclass(frozen=True)
@@ -187,14 +185,6 @@ def fill(route: Route, world: dict[str, str]) -> tuple[str, Any]:
     if isinstance(body, dict):
         body = {k: v.format(**world) if isinstance(v, str) else v for k, v in body.items()}
     return route.path.format(**world), body
-
-
-def authorizer_event(token: str) -> dict[str, Any]:
-    return {
-        "type": "TOKEN",
-        "authorizationToken": f"Bearer {token}",
-        "methodArn": "arn:aws:execute-api:us-east-1:123456789012:abcdef/api/GET/api/v1/contacts",
-    }
 
 
 def run() -> list[Figure]:

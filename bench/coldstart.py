@@ -17,12 +17,12 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from bench.inprocess import proxy_event
 from bench.report import Figure
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,11 +32,7 @@ FUNCTION_ENV = json.loads((ROOT / ".chalice" / "config.json").read_text())["envi
 ENV = {**FUNCTION_ENV, "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
        "AWS_DEFAULT_REGION": "us-east-1", "STAGE": "local", "PYTHONDONTWRITEBYTECODE": "1"}  # fmt: skip
 
-EVENT = """{"resource": "/api/v1/health", "path": "/api/v1/health", "httpMethod": "GET", "headers": {},
- "multiValueHeaders": {}, "queryStringParameters": null, "multiValueQueryStringParameters": null,
- "pathParameters": null, "stageVariables": null, "body": null, "isBase64Encoded": false,
- "requestContext": {"resourcePath": "/api/v1/health", "httpMethod": "GET", "path": "/api/api/v1/health",
- "requestId": "cold", "identity": {"sourceIp": "203.0.113.1"}, "stage": "api"}}"""
+EVENT = json.dumps(proxy_event("GET", "/api/v1/health", "/api/v1/health", None))
 
 OURS = f"""
 import json, time
@@ -51,15 +47,9 @@ print(elapsed)
 
 # The same, but a signed-in user's first page of contacts, as API Gateway passes it on once
 # the authorizer has allowed it: the Query, the page's schemas, the cursor machinery.
-LIST_EVENT = json.dumps({
-    "resource": "/api/v1/contacts", "path": "/api/v1/contacts", "httpMethod": "GET", "headers": {},
-    "multiValueHeaders": {}, "queryStringParameters": None, "multiValueQueryStringParameters": None,
-    "pathParameters": None, "stageVariables": None, "body": None, "isBase64Encoded": False,
-    "requestContext": {"resourcePath": "/api/v1/contacts", "httpMethod": "GET", "path": "/api/api/v1/contacts",
-                       "requestId": "cold", "identity": {"sourceIp": "203.0.113.1"}, "stage": "api",
-                       "authorizer": {"user_id": "01M8FP1CYTGFW5FGC7TXSJ3ETH", "owner_id": "01M8FP1CYTGFW5FGC7TXSJ3ETH",
-                                      "tier": "default", "exp": "9999999999"}},
-})  # fmt: skip
+AUTHORIZED = {"user_id": "01M8FP1CYTGFW5FGC7TXSJ3ETH", "owner_id": "01M8FP1CYTGFW5FGC7TXSJ3ETH", "tier": "default",
+              "exp": "9999999999"}  # fmt: skip
+LIST_EVENT = json.dumps(proxy_event("GET", "/api/v1/contacts", "/api/v1/contacts", None, authorizer=AUTHORIZED))
 OURS_LIST = OURS.replace(f"""'''{EVENT}'''""", f"""'''{LIST_EVENT}'''""")
 
 FLOOR = """
@@ -123,21 +113,24 @@ def moto_server() -> Iterator[str]:
     """moto's server in a process of its own on loopback (in this process, its thread would
     compete with nothing but would add its own jitter to every child's one call)."""
     from devtools.local_stack import free_port
+    from tests.stack import poll
 
     port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
     command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
     server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: S603
+
+    def answering() -> bool:
+        if server.poll() is not None:
+            raise RuntimeError("moto's server exited")
+        try:
+            urllib.request.urlopen(endpoint + "/moto-api/", timeout=1).close()  # noqa: S310 (loopback)
+        except OSError:
+            return False
+        return True
+
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(endpoint + "/moto-api/", timeout=1).close()  # noqa: S310 (loopback)
-                break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise RuntimeError("moto's server did not start") from None
-                time.sleep(0.1)
+        poll(answering, 60)
         yield endpoint
     finally:
         server.terminate()

@@ -90,6 +90,15 @@ def proxy_event(method: str, resource: str, path: str, params: dict[str, str] | 
     }
 
 
+def authorizer_event(token: str) -> dict[str, Any]:
+    """What API Gateway sends a TOKEN authorizer."""
+    return {
+        "type": "TOKEN",
+        "authorizationToken": f"Bearer {token}",
+        "methodArn": "arn:aws:execute-api:us-east-1:123456789012:abcdef/api/GET/api/v1/contacts",
+    }
+
+
 class LambdaCaller:
     """Invokes the app as Lambda does: the authorizer on every request (uncached: the worst
     case), then the API handler with an API Gateway proxy event carrying its context."""
@@ -98,11 +107,7 @@ class LambdaCaller:
         import app
 
         self.app = app
-        self.auth_event = {
-            "type": "TOKEN",
-            "authorizationToken": f"Bearer {token}",
-            "methodArn": "arn:aws:execute-api:us-east-1:123456789012:abcdef/api/GET/api/v1/contacts",
-        }
+        self.auth_event = authorizer_event(token)
 
     def authorize(self) -> dict[str, Any]:
         return dict(self.app.jwt_auth(self.auth_event, None)["context"])

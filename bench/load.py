@@ -33,11 +33,9 @@ class Client:
     notes: list[str] = field(default_factory=list)
 
     def sign_in(self) -> None:
-        user = {"username": self.name, "email": f"{self.name}@example.com", "password": "load test password"}
-        requests.post(self.base + "/auth/register", json=user, timeout=30).raise_for_status()
-        form = {"username": self.name, "password": "load test password"}
-        token = requests.post(self.base + "/auth/token", data=form, timeout=30).json()["access_token"]
-        self.headers = {"Authorization": f"Bearer {token}"}
+        from tests.stack import signed_in
+
+        self.headers = signed_in(self.base.removesuffix("/api/v1"), self.name)
 
     def _call(self, session: requests.Session, method: str, path: str, body: Any = None) -> requests.Response:
         start = time.perf_counter()
@@ -75,10 +73,9 @@ class Client:
 
 
 def run() -> list[Figure]:
-    from tests.stack import free_port, start_stack
+    from tests.stack import start_stack
 
-    port = free_port()
-    stack = start_stack({"PORT": str(port), "RATE_LIMIT_BURST": "100000", "RATE_LIMIT_PER_SECOND": "100000"}, port)
+    stack = start_stack({"RATE_LIMIT_BURST": "100000", "RATE_LIMIT_PER_SECOND": "100000"})
     try:
         clients = [Client(stack.base + "/api/v1", f"load_user_{i}") for i in range(CLIENTS)]
         for client in clients:

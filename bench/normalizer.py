@@ -6,7 +6,6 @@ record that needs nothing (a replay, our own write-back, a removal).
 
 from __future__ import annotations
 
-import os
 import random
 import time
 from typing import Any
@@ -58,11 +57,9 @@ class WriteCounter:
 def bench_handler() -> list[Figure]:
     from moto import mock_aws
 
-    for name, value in (("AWS_ACCESS_KEY_ID", "bench"), ("AWS_SECRET_ACCESS_KEY", "bench")):
-        os.environ[name] = value
-    os.environ.update({"AWS_DEFAULT_REGION": "us-east-1", "STAGE": "local"})
-    os.environ.pop("DYNAMODB_ENDPOINT", None)
-    with mock_aws():
+    from bench.inprocess import environment
+
+    with environment(), mock_aws():
         return _bench_handler_in_moto()
 
 
@@ -70,14 +67,14 @@ def _bench_handler_in_moto() -> list[Figure]:
     from app import app
     from chalicelib import runtime
     from chalicelib.ids import new_id, utc_now
-    from chalicelib.models import Note, contact_note_key, create_tables
+    from chalicelib.models import Note, contact_note_key, create_tables, dynamodb_client
     from tests.streams import event, record
 
     runtime.reset()
     create_tables(runtime.settings())
     handler = app.handler_map["normalize_notes"]
     counter = WriteCounter()
-    Note._get_connection().connection.client.meta.events.register("after-call.dynamodb", counter)
+    dynamodb_client().meta.events.register("after-call.dynamodb", counter)
     rng = random.Random(11)
 
     def pending_batch() -> list[Note]:
@@ -106,7 +103,6 @@ def _bench_handler_in_moto() -> list[Figure]:
     for notes in batches:  # the same records again: a replay
         handler(event(*(record("INSERT", new=n) for n in notes)), None)
     writes_replay = counter.writes / changed_records
-    counter.writes = counter.calls = 0
     processed = [Note.get("owner", n.note_id) for n in batches[0]]
     counter.writes = counter.calls = 0
     handler(event(*(record("MODIFY", new=n) for n in processed)), None)  # our own write-back

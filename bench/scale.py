@@ -61,27 +61,25 @@ class Clock:
 
 @contextmanager
 def clocked() -> Iterator[Clock]:
-    """A Clock on our models' clients: `before-send` hooks on either side of moto's bracket its work.
+    """A Clock on our models' client: `before-send` hooks on either side of moto's bracket its work.
 
     botocore calls the handlers of the most specific event name first: ours on
     `before-send.dynamodb` runs before moto's stubber (registered on `before-send`), and ours
     registered last on `before-send` runs after it.
     """
-    from chalicelib.models import ALL_MODELS
+    from chalicelib.models import dynamodb_client
 
     clock = Clock()
-    clients = {id(c): c for c in (m._get_connection().connection.client for m in ALL_MODELS)}
-    hooks = [("before-send.dynamodb", clock.enter, True), ("before-send", clock.leave, False),
-             ("after-call.dynamodb", clock.answered, False)]  # fmt: skip
-    for client in clients.values():
-        for event, hook, first in hooks:
-            (client.meta.events.register_first if first else client.meta.events.register_last)(event, hook)
+    events = dynamodb_client().meta.events
+    hooks = [("before-send.dynamodb", clock.enter, events.register_first), ("before-send", clock.leave,
+             events.register_last), ("after-call.dynamodb", clock.answered, events.register_last)]  # fmt: skip
+    for event, hook, register in hooks:
+        register(event, hook)
     try:
         yield clock
     finally:
-        for client in clients.values():
-            for event, hook, _ in hooks:
-                client.meta.events.unregister(event, hook)
+        for event, hook, _ in hooks:
+            events.unregister(event, hook)
 
 
 def fill_other_users(start: int, stop: int) -> None:

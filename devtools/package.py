@@ -29,7 +29,6 @@ MERGE_TEMPLATE = ROOT / "infra" / "template.json"
 # Top-level names in the bundle that the python3.11 Lambda runtime already has.
 RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "python_dateutil", "urllib3", "six")
 LAMBDA_TASK_ROOT = "/var/task"  # where Lambda puts the bundle: the paths tracebacks will show
-TABLES = ("UsersTable", "ContactsTable", "NotesTable", "RateLimitsTable")
 
 
 @dataclass(frozen=True)
@@ -46,8 +45,9 @@ def stage_template(stage: str) -> dict[str, Any]:
     template: dict[str, Any] = json.loads(MERGE_TEMPLATE.read_text())
     if stage == "prod":
         template = copy.deepcopy(template)
-        for name in TABLES:
-            table = template["Resources"][name]
+        for table in template["Resources"].values():
+            if table.get("Type") != "AWS::DynamoDB::Table":
+                continue  # every table, so a new one cannot miss the protection
             table["Properties"]["DeletionProtectionEnabled"] = True
             table["DeletionPolicy"] = table["UpdateReplacePolicy"] = "Retain"
     return template

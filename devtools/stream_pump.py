@@ -54,7 +54,6 @@ class StreamPump:
         self._streams = boto3.client("dynamodbstreams", endpoint_url=endpoint, region_name=region, config=config)
         self._iterators: dict[str, str | None] = {}
         self._stream_arn = ""
-        self.delivered = 0
 
     def start(self) -> None:
         self._thread.start()
@@ -116,7 +115,6 @@ class StreamPump:
             if retries[sequence] > self.MAX_RETRIES:
                 self._dead_letter(records[0])
                 records = records[1:]
-        self.delivered += 1
 
     def _invoke(self, records: list[dict[str, Any]]) -> set[str]:
         try:

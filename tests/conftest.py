@@ -40,6 +40,18 @@ def environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 @pytest.fixture
+def limits(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Set settings for one test (rate limits, mostly) (the environment is read on first use)."""
+
+    def apply(**values: object) -> None:
+        for name, value in values.items():
+            monkeypatch.setenv(name.upper(), str(value))
+        runtime.reset()
+
+    return apply
+
+
+@pytest.fixture
 def dynamodb() -> Iterator[CallCounter]:
     """Fresh moto tables; every DynamoDB call is counted, and a Scan fails the test."""
     with mock_aws():

@@ -4,28 +4,25 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
 import requests
 
+from devtools.local_stack import free_port
 from tests.conftest import ROOT
+
+__all__ = ["Stack", "free_port", "poll", "running_stack", "signed_in", "start_stack"]
 
 STARTUP_SECONDS = 60
 T = TypeVar("T")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -45,7 +42,23 @@ class Stack:
         return self.process.wait(timeout=30)
 
 
-def start_stack(env_overrides: dict[str, str], port: int, host: str = "127.0.0.1") -> Stack:
+def poll(check: Callable[[], T], seconds: float = 15.0) -> T:
+    """Call check() until it returns something truthy, or fail at the deadline."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(0.1)
+    raise AssertionError(f"not done within {seconds}s")
+
+
+def start_stack(env_overrides: dict[str, str], port: int | None = None, host: str = "127.0.0.1") -> Stack:
+    """`make run`'s stack in a subprocess, answering /health. With no port given, a free one
+    is picked and passed as PORT; give it when the stack takes its port from elsewhere (.env)."""
+    if port is None:
+        port = free_port()
+        env_overrides = {"PORT": str(port), **env_overrides}
     env = {k: v for k, v in os.environ.items() if k not in {"DYNAMODB_ENDPOINT", "JWT_SECRET", "STAGE"}}
     env.update({"ENV_FILE": os.devnull, "PYTHONUNBUFFERED": "1"}, **env_overrides)
     log = Path(tempfile.mkstemp(prefix="local-stack-", suffix=".log")[1])
@@ -59,37 +72,41 @@ def start_stack(env_overrides: dict[str, str], port: int, host: str = "127.0.0.1
             start_new_session=True,
         )
     stack = Stack(process, f"http://{host}:{port}", port, log)
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while time.monotonic() < deadline:
+
+    def healthy() -> bool:
         if process.poll() is not None:
             raise AssertionError(f"local stack exited early:\n{stack.output()}")
         try:
-            if requests.get(stack.base + "/api/v1/health", timeout=1).status_code == 200:
-                return stack
+            return requests.get(stack.base + "/api/v1/health", timeout=1).status_code == 200
         except requests.ConnectionError:
-            time.sleep(0.1)
-    stack.stop()
-    raise AssertionError("local stack did not answer /health in time")
+            return False
+
+    try:
+        poll(healthy, STARTUP_SECONDS)
+    except AssertionError:
+        stack.stop()
+        raise
+    return stack
 
 
-def poll(check: Callable[[], T], seconds: float = 15.0) -> T:
-    """Call check() until it returns something truthy, or fail at the deadline."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.1)
-    raise AssertionError(f"not done within {seconds}s")
+@contextmanager
+def running_stack(**env: str) -> Iterator[Stack]:
+    """A stack on a free port for the block, stopped afterwards."""
+    stack = start_stack(env)
+    try:
+        yield stack
+    finally:
+        stack.stop()
 
 
-def signed_in(base: str, username: str) -> dict[str, str]:
+def signed_in(base: str, username: str, password: str = "long enough") -> dict[str, str]:
+    """Register `username` on the stack at `base` and sign in: the Authorization header."""
     requests.post(
         base + "/api/v1/auth/register",
-        json={"username": username, "email": f"{username}@example.com", "password": "long enough"},
+        json={"username": username, "email": f"{username}@example.com", "password": password},
         timeout=10,
     ).raise_for_status()
     token = requests.post(
-        base + "/api/v1/auth/token", data={"username": username, "password": "long enough"}, timeout=10
+        base + "/api/v1/auth/token", data={"username": username, "password": password}, timeout=10
     ).json()["access_token"]
     return {"Authorization": f"Bearer {token}"}

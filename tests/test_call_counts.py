@@ -8,6 +8,7 @@ import pytest
 from chalice.test import Client
 
 from bench.calls import BUDGETS, PASSWORD, ROUTES, CallCounter, Route, fill, seed
+from bench.inprocess import authorizer_event
 from tests.conftest import Api
 
 
@@ -53,11 +54,7 @@ def test_a_new_note_does_not_change_its_contacts_version(alice: Api) -> None:
 
 def test_authorizer_makes_no_calls(alice: Api, chalice_client: Client, dynamodb: CallCounter) -> None:
     dynamodb.reset()
-    event: dict[str, Any] = {
-        "type": "TOKEN",
-        "authorizationToken": f"Bearer {alice.token}",
-        "methodArn": "arn:aws:execute-api:us-east-1:1:a/api/GET/x",
-    }
+    event = authorizer_event(alice.token or "")
     assert chalice_client.lambda_.invoke("jwt_auth", event).payload["principalId"]
     assert dynamodb.calls == []
 

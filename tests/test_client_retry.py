@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from chalicelib import runtime
 from contactnotes_client import Backoff, call_with_retries, retry_after_seconds
 from tests.conftest import Api
 
@@ -72,11 +71,9 @@ def test_does_not_retry_other_errors() -> None:
     assert len(calls) == 1
 
 
-def test_against_the_api_rate_limiter(alice: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_against_the_api_rate_limiter(alice: Api, limits: Any) -> None:
     """A limited caller that follows the helper is told Retry-After and gets through after waiting."""
-    monkeypatch.setenv("RATE_LIMIT_BURST", "1")
-    monkeypatch.setenv("RATE_LIMIT_PER_SECOND", "2")
-    runtime.reset()
+    limits(rate_limit_burst=1, rate_limit_per_second=2)
     slept: list[float] = []
 
     def send() -> Any:

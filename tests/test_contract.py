@@ -18,10 +18,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import requests
 
 from tests.conftest import ROOT
-from tests.stack import Stack, free_port, start_stack
+from tests.stack import Stack, running_stack, signed_in
 
 SEED = 20261127
 MAX_EXAMPLES = 20
@@ -41,18 +40,13 @@ peers = ["alice", "bob"]
 
 @pytest.fixture
 def contract_stack() -> Iterator[Stack]:
-    port = free_port()
     # Fuzzing sends thousands of requests; the limiter is tested elsewhere.
-    running = start_stack({"PORT": str(port), "RATE_LIMIT_BURST": "100000", "RATE_LIMIT_PER_SECOND": "100000"}, port)
-    yield running
-    running.stop()
+    with running_stack(RATE_LIMIT_BURST="100000", RATE_LIMIT_PER_SECOND="100000") as running:
+        yield running
 
 
 def _token(base: str, username: str) -> str:
-    user = {"username": username, "email": f"{username}@example.com", "password": "contract password"}
-    requests.post(base + "/api/v1/auth/register", json=user, timeout=10).raise_for_status()
-    form = {"username": username, "password": "contract password"}
-    return str(requests.post(base + "/api/v1/auth/token", data=form, timeout=10).json()["access_token"])
+    return signed_in(base, username)["Authorization"].removeprefix("Bearer ")
 
 
 @pytest.mark.timeout(900)

@@ -16,7 +16,7 @@ import requests
 from playwright.sync_api import ConsoleMessage, sync_playwright
 
 from tests.conftest import ROOT
-from tests.stack import Stack, free_port, start_stack
+from tests.stack import Stack, running_stack
 
 CHROMIUM = Path("/usr/bin/chromium")
 # No background networking: the machine has no internet, and the page must not need it.
@@ -27,10 +27,8 @@ ARTIFACTS = ROOT / "test-artifacts"
 
 @pytest.fixture
 def docs_stack() -> Iterator[Stack]:
-    port = free_port()
-    running = start_stack({"PORT": str(port)}, port)
-    yield running
-    running.stop()
+    with running_stack() as running:
+        yield running
 
 
 def test_authorize_with_password_and_create_a_contact(docs_stack: Stack) -> None:

@@ -96,10 +96,10 @@ def _throttle_next_call(counter: object) -> object:
 
 
 def test_dynamodb_throttling_is_a_retryable_503(alice: Api) -> None:
-    from chalicelib.models import Contact
+    from chalicelib.models import dynamodb_client
 
     contact = alice.post("/contacts", {"first_name": "Busy"}).json
-    events = Contact._get_connection().connection.client.meta.events
+    events = dynamodb_client().meta.events
     hook = _throttle_next_call(None)
     events.register_first("before-call.dynamodb.GetItem", hook)
     try:
@@ -148,10 +148,10 @@ def _cancel_transactions(times: int, reasons: list[str]) -> object:
 
 @pytest.mark.parametrize(("times", "status"), [(1, 201), (2, 201), (3, 503)])
 def test_conflicting_note_transactions_are_retried_then_503(alice: Api, times: int, status: int) -> None:
-    from chalicelib.models import Note
+    from chalicelib.models import dynamodb_client
 
     contact = alice.post("/contacts", {"first_name": "Busy"}).json
-    events = Note._get_connection().connection.client.meta.events
+    events = dynamodb_client().meta.events
     hook = _cancel_transactions(times, ["None", "TransactionConflict"])
     events.register_first("before-call.dynamodb.TransactWriteItems", hook)
     try:
@@ -166,9 +166,9 @@ def test_conflicting_note_transactions_are_retried_then_503(alice: Api, times: i
 
 
 def test_throttled_registration_is_503_not_500(anon: Api) -> None:
-    from chalicelib.models import UserRecord
+    from chalicelib.models import dynamodb_client
 
-    events = UserRecord._get_connection().connection.client.meta.events
+    events = dynamodb_client().meta.events
     hook = _cancel_transactions(3, ["ThrottlingError", "None", "None"])
     events.register_first("before-call.dynamodb.TransactWriteItems", hook)
     try:

@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from chalicelib import runtime
 from tests.conftest import ROOT
 
 
@@ -42,7 +41,7 @@ def test_usage_plans_keys_and_authorizer_key_source(resources: dict[str, Any]) -
 
 @pytest.mark.parametrize("response_type", ["THROTTLED", "QUOTA_EXCEEDED"])
 def test_gateway_429s_match_the_apps_problem(
-    resources: dict[str, Any], response_type: str, alice: Any, monkeypatch: pytest.MonkeyPatch
+    resources: dict[str, Any], response_type: str, alice: Any, limits: Any
 ) -> None:
     # In the API definition itself (x-amazon-apigateway-gateway-responses), not as separate resources.
     responses = resources["RestAPI"]["Properties"]["DefinitionBody"]["x-amazon-apigateway-gateway-responses"]
@@ -51,9 +50,7 @@ def test_gateway_429s_match_the_apps_problem(
     assert gateway["responseParameters"]["gatewayresponse.header.Content-Type"] == "'application/problem+json'"
     body = json.loads(gateway["responseTemplates"]["application/json"])
     # The app's own 429, for comparison.
-    monkeypatch.setenv("RATE_LIMIT_BURST", "1")
-    monkeypatch.setenv("RATE_LIMIT_PER_SECOND", "0.1")
-    runtime.reset()
+    limits(rate_limit_burst=1, rate_limit_per_second=0.1)
     alice.get("/contacts")
     limited = alice.get("/contacts")
     assert limited.status == 429

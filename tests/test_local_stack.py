@@ -17,15 +17,13 @@ import requests
 from moto.server import ThreadedMotoServer
 
 from tests.conftest import ROOT
-from tests.stack import Stack, free_port, poll, signed_in, start_stack
+from tests.stack import Stack, free_port, poll, running_stack, signed_in, start_stack
 
 
 @pytest.fixture
 def stack() -> Iterator[Stack]:
-    port = free_port()
-    running = start_stack({"PORT": str(port)}, port)
-    yield running
-    running.stop()
+    with running_stack() as running:
+        yield running
 
 
 def readme_curl_commands() -> list[str]:
@@ -184,14 +182,13 @@ def test_messy_note_is_normalized_end_to_end(stack: Stack) -> None:
 
 
 def test_poison_record_ends_in_the_dead_letter_file(tmp_path: Path) -> None:
-    store_port, api_port = free_port(), free_port()
+    store_port = free_port()
     store = ThreadedMotoServer(ip_address="127.0.0.1", port=store_port, verbose=False)
     store.start()
     dead_letters = tmp_path / "dead.jsonl"
     creds = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "AWS_DEFAULT_REGION": "us-east-1"}
     endpoint = f"http://127.0.0.1:{store_port}"
-    env = {"DYNAMODB_ENDPOINT": endpoint, "PORT": str(api_port), "DEAD_LETTER_FILE": str(dead_letters), **creds}
-    running = start_stack(env, api_port)
+    running = start_stack({"DYNAMODB_ENDPOINT": endpoint, "DEAD_LETTER_FILE": str(dead_letters), **creds})
     try:
         client = boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1",
                               aws_access_key_id="local", aws_secret_access_key="local")  # fmt: skip
@@ -218,8 +215,7 @@ def test_poison_record_ends_in_the_dead_letter_file(tmp_path: Path) -> None:
 
 
 def test_rate_limits_through_the_local_stack() -> None:
-    port = free_port()
-    running = start_stack({"PORT": str(port), "RATE_LIMIT_BURST": "3", "RATE_LIMIT_PER_SECOND": "0.5"}, port)
+    running = start_stack({"RATE_LIMIT_BURST": "3", "RATE_LIMIT_PER_SECOND": "0.5"})
     try:
         # The stack's own readiness probe spent one token from this IP's bucket.
         replies = [requests.get(running.base + "/api/v1/health", timeout=5) for _ in range(3)]

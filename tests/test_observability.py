@@ -9,7 +9,7 @@ import boto3
 import pytest
 from chalice.test import Client
 
-from chalicelib import observability, runtime
+from chalicelib import observability
 from tests.conftest import Api
 from tests.streams import event, record, stored
 
@@ -18,11 +18,9 @@ PASSWORD = "correct horse battery"
 
 
 @pytest.fixture
-def deployed_like(monkeypatch: pytest.MonkeyPatch) -> None:
+def deployed_like(limits: Any) -> None:
     """JSON logs and metrics, as on the deployed stages."""
-    monkeypatch.setenv("LOG_FORMAT", "json")
-    monkeypatch.setenv("METRICS_ENABLED", "1")
-    runtime.reset()
+    limits(log_format="json", metrics_enabled=1)
 
 
 def _lines(out: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -58,13 +56,11 @@ def test_json_logs_carry_request_and_user_ids_and_no_secrets(
 
 
 def test_metrics_by_route_and_status(deployed_like: None, alice: Api, capsys: pytest.CaptureFixture[str],
-                                     monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+                                     limits: Any) -> None:  # fmt: skip
     capsys.readouterr()
     alice.get("/contacts")
     alice.get("/contacts/01M8FP1CYTGFW5FGC7TXSJ3ETH")
-    monkeypatch.setenv("RATE_LIMIT_BURST", "1")
-    monkeypatch.setenv("RATE_LIMIT_PER_SECOND", "0.1")
-    runtime.reset()
+    limits(rate_limit_burst=1, rate_limit_per_second=0.1)
     alice.get("/contacts")
     alice.get("/contacts")  # limited
     _, metrics = _lines(capsys.readouterr().out)

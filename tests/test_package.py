@@ -44,9 +44,11 @@ def built(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     return stage, package(stage, tmp_path_factory.mktemp(stage))
 
 
-@pytest.fixture
-def cfn(built: tuple[str, Bundle], monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-    return _translate(json.loads(built[1].template.read_text()), monkeypatch)
+@pytest.fixture(scope="module")
+def cfn(built: tuple[str, Bundle]) -> dict[str, Any]:
+    """Translated once per stage; the tests only read it."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        return _translate(json.loads(built[1].template.read_text()), monkeypatch)
 
 
 def _of_type(template: dict[str, Any], kind: str) -> list[dict[str, Any]]:
@@ -217,5 +219,12 @@ def test_bytecode_is_refused_for_another_runtime() -> None:
         check_runtime({"Resources": {"APIHandler": function}})
 
 
-def test_packaging_needs_no_aws_credentials() -> None:
-    assert "AWS_ACCESS_KEY_ID" not in os.environ or os.environ["AWS_ACCESS_KEY_ID"] == "testing"
+def test_packaging_needs_no_aws_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """With no credentials to be found anywhere, any AWS call would fail: packaging makes none."""
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    bundle = package("dev", tmp_path / "out")
+    assert bundle.zip_path.is_file() and bundle.template.is_file()

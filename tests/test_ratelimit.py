@@ -11,22 +11,10 @@ from typing import Any
 
 import pytest
 
-from chalicelib import ratelimit, runtime
+from chalicelib import ratelimit
 from chalicelib.config import load_settings
-from chalicelib.models import RateLimitRecord
+from chalicelib.models import RateLimitRecord, dynamodb_client
 from tests.conftest import Api, CallCounter, dynamodb_error, problem
-
-
-@pytest.fixture
-def limits(monkeypatch: pytest.MonkeyPatch) -> Any:
-    """Set the limiter's settings for one test (the environment is read on first use)."""
-
-    def apply(**values: object) -> None:
-        for name, value in values.items():
-            monkeypatch.setenv(name.upper(), str(value))
-        runtime.reset()
-
-    return apply
 
 
 def headers_of(reply: Any) -> tuple[str | None, str | None]:
@@ -160,7 +148,7 @@ def atomic_moto(dynamodb: CallCounter) -> Iterator[None]:
     interleave inside one call; real DynamoDB never does. The lock spans each call.
     """
     lock = threading.Lock()
-    events = RateLimitRecord._get_connection().connection.client.meta.events
+    events = dynamodb_client().meta.events
 
     def acquire(**_: Any) -> None:
         lock.acquire()
@@ -210,7 +198,7 @@ def _fail_limiter_calls(code: str) -> Any:
 
 @pytest.fixture
 def limiter_down(dynamodb: CallCounter) -> Iterator[None]:
-    events = RateLimitRecord._get_connection().connection.client.meta.events
+    events = dynamodb_client().meta.events
     hook = _fail_limiter_calls("ProvisionedThroughputExceededException")
     events.register_first("before-call.dynamodb", hook)
     yield

@@ -6,13 +6,14 @@ import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tests.api import Api
 
 ROOT = Path(__file__).resolve().parent.parent
 API = PREFIX = "/api/v1"
-PASSWORD = "bench password 1234"  # noqa: S105 (a benchmark user's, on moto)
 ENV = {
     "AWS_ACCESS_KEY_ID": "bench",
     "AWS_SECRET_ACCESS_KEY": "bench",
@@ -25,41 +26,6 @@ ENV = {
     "RATE_LIMIT_PER_SECOND": "100000",
     "LOG_LEVEL": "WARNING",
 }
-
-
-@dataclass
-class Reply:
-    status: int
-    body: Any
-
-
-@dataclass
-class Caller:
-    """Sends API requests through chalice.test.Client, as one signed-in user (or none)."""
-
-    client: Any
-    token: str | None = None
-
-    def send(self, method: str, path: str, body: Any = None, form: str | None = None) -> Reply:
-        headers = {"accept": "application/json"}
-        raw = b""
-        if form is not None:
-            headers["content-type"] = "application/x-www-form-urlencoded"
-            raw = form.encode()
-        elif body is not None:
-            headers["content-type"] = "application/json"
-            raw = json.dumps(body).encode()
-        if self.token:
-            headers["authorization"] = f"Bearer {self.token}"
-        response = self.client.http.request(method, API + path, headers=headers, body=raw)
-        return Reply(response.status_code, json.loads(response.body) if response.body else None)
-
-    def sign_up(self, username: str) -> Caller:
-        """Register and sign in `username`; return a Caller acting as them."""
-        user = {"username": username, "email": f"{username}@example.com", "password": PASSWORD}
-        assert self.send("POST", "/auth/register", user).status == 201
-        token = self.send("POST", "/auth/token", form=f"username={username}&password={PASSWORD}").body
-        return Caller(self.client, token["access_token"])
 
 
 def proxy_event(method: str, resource: str, path: str, params: dict[str, str] | None, body: Any = None,
@@ -131,13 +97,14 @@ def environment() -> Iterator[None]:
 
 
 @contextmanager
-def moto_api() -> Iterator[Caller]:
-    """Fresh moto tables in this process and an anonymous Caller of the real app."""
+def moto_api() -> Iterator[Api]:
+    """Fresh moto tables in this process and an anonymous caller of the real app."""
     from chalice.test import Client
     from moto import mock_aws
 
     from chalicelib import runtime
     from chalicelib.models import create_tables
+    from tests.api import Api
 
     with environment(), mock_aws():
         runtime.reset()
@@ -145,5 +112,5 @@ def moto_api() -> Iterator[Caller]:
         from app import app
 
         with Client(app, stage_name="local", project_dir=str(ROOT)) as client:
-            yield Caller(client)
+            yield Api(client)
         runtime.reset()

@@ -129,15 +129,15 @@ def run() -> list[Figure]:
         from chalicelib import runtime
 
         alice = anonymous.sign_up("alice")
-        contact = alice.send("POST", "/contacts", {"first_name": "Ada", "last_name": "Lovelace"}).body
+        contact = alice.post("/contacts", {"first_name": "Ada", "last_name": "Lovelace"}).json
         for i in range(30):
-            alice.send("POST", "/contacts", {"first_name": f"Contact {i}", "company": "Analytical Engines"})
+            alice.post("/contacts", {"first_name": f"Contact {i}", "company": "Analytical Engines"})
         settings = runtime.settings()
         ours = LambdaCaller(alice.token or "")
         owner = ours.authorize()["owner_id"]
         tables = {"limits": settings.rate_limits_table, "contacts": settings.contacts_table}
         with counting() as seen:
-            alice.send("GET", "/health")
+            alice.get("/health")
         bare = bare_app(tables, owner, seen.limiter_params[-1])
 
         def baseline(method: str, resource: str, path: str, params: dict[str, str] | None, body: Any = None) -> int:

@@ -131,9 +131,9 @@ def run() -> list[Figure]:
 
     with moto_api() as anonymous:
         alice = anonymous.sign_up("alice")
-        ids = [alice.send("POST", "/contacts", {"first_name": f"Friend {i}"}).body["id"] for i in range(OWN_CONTACTS)]
+        ids = [alice.post("/contacts", {"first_name": f"Friend {i}"}).json["id"] for i in range(OWN_CONTACTS)]
         for i in range(OWN_NOTES):
-            alice.send("POST", f"/contacts/{ids[0]}/notes", {"body": f"Note {i}"})
+            alice.post(f"/contacts/{ids[0]}/notes", {"body": f"Note {i}"})
         call = LambdaCaller(alice.token or "")
         requests = {
             "get-contact": lambda: call("GET", "/contacts/{contact_id}", f"/contacts/{ids[0]}", {"contact_id": ids[0]}),

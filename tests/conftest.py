@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +13,12 @@ from moto import mock_aws
 from bench.calls import CallCounter, counting
 from chalicelib import runtime
 from chalicelib.models import create_tables
+from tests.api import API, Api, Reply
+
+__all__ = ["API", "Api", "CallCounter"]  # re-exported: the tests import them from here
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_SECRET = "test-only-secret-0123456789abcdef0123456789"
-API = "/api/v1"
 
 
 @pytest.fixture(autouse=True)
@@ -59,84 +59,6 @@ def dynamodb() -> Iterator[CallCounter]:
         with counting() as counter:
             yield counter
         assert counter.scans == 0, "a Scan ran: no request path may scan"
-
-
-@dataclass
-class Reply:
-    status: int
-    headers: dict[str, str]
-    body: bytes
-
-    @property
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-    def header(self, name: str) -> str | None:
-        lowered = {k.lower(): v for k, v in self.headers.items()}
-        return lowered.get(name.lower())
-
-
-@dataclass
-class Api:
-    """Thin HTTP helper over chalice.test.Client; `token` is sent when set."""
-
-    client: Client
-    token: str | None = None
-    user: dict[str, Any] = field(default_factory=dict)
-
-    def request(
-        self,
-        method: str,
-        path: str,
-        body: Any = None,
-        *,
-        raw: bytes | None = None,
-        headers: dict[str, str] | None = None,
-        auth: bool = True,
-    ) -> Reply:
-        sent = {"accept": "application/json"}
-        if body is not None:
-            sent["content-type"] = "application/json"
-            raw = json.dumps(body).encode()
-        if auth and self.token:
-            sent["authorization"] = f"Bearer {self.token}"
-        sent.update(headers or {})
-        response = self.client.http.request(method, API + path, headers=sent, body=raw or b"")
-        return Reply(response.status_code, dict(response.headers), response.body)
-
-    def get(self, path: str, **kw: Any) -> Reply:
-        return self.request("GET", path, **kw)
-
-    def post(self, path: str, body: Any = None, **kw: Any) -> Reply:
-        return self.request("POST", path, body, **kw)
-
-    def put(self, path: str, body: Any = None, **kw: Any) -> Reply:
-        return self.request("PUT", path, body, **kw)
-
-    def patch(self, path: str, body: Any = None, **kw: Any) -> Reply:
-        return self.request("PATCH", path, body, **kw)
-
-    def delete(self, path: str, **kw: Any) -> Reply:
-        return self.request("DELETE", path, **kw)
-
-    def register(self, username: str, password: str = "correct horse battery", email: str | None = None) -> Reply:
-        payload = {"username": username, "email": email or f"{username}@example.com", "password": password}
-        return self.post("/auth/register", payload, auth=False)
-
-    def token_form(self, form: bytes) -> Reply:
-        """POST a raw form body to the token endpoint."""
-        headers = {"content-type": "application/x-www-form-urlencoded"}
-        return self.request("POST", "/auth/token", raw=form, headers=headers, auth=False)
-
-    def login(self, username: str, password: str = "correct horse battery") -> Reply:
-        return self.token_form(f"username={username}&password={password}".encode())
-
-    def sign_up(self, username: str) -> Api:
-        """Register and log in a user; return an Api that acts as them."""
-        registered = self.register(username)
-        assert registered.status == 201, registered.body
-        token = self.login(username).json["access_token"]
-        return Api(self.client, token=token, user=registered.json)
 
 
 @pytest.fixture

@@ -76,8 +76,18 @@ def _email(value: str) -> str:
         raise ValueError(f"value is not a valid email address: {exc}") from None
 
 
+# email-validator refuses these special-use domains (RFC 6761) whatever its options; the
+# published schema says so too, so that a client (or a fuzzer) knows before it sends one.
+SPECIAL_USE_DOMAINS = ("arpa", "invalid", "local", "localhost", "onion", "test")
+EMAIL_PATTERN = "^(?!.*[@.](?:{})$)".format(
+    "|".join("".join(f"[{c}{c.upper()}]" for c in name) for name in SPECIAL_USE_DOMAINS)
+)
+
 Email = Annotated[
-    str, StringConstraints(max_length=254), AfterValidator(_email), Field(json_schema_extra={"format": "email"})
+    str,
+    StringConstraints(max_length=254),
+    AfterValidator(_email),
+    Field(json_schema_extra={"format": "email", "pattern": EMAIL_PATTERN}),
 ]
 
 

@@ -43,3 +43,17 @@ def test_optional_single_line_matches_its_pattern(value: str) -> None:
 @given(TRICKY)
 def test_note_body_matches_its_pattern(value: str) -> None:
     assert _accepts(lambda: NoteIn(body=value)) == (len(value) >= 1 and bool(re.search(VISIBLE_PATTERN, value)))
+
+
+def test_published_email_pattern_names_the_domains_the_validator_refuses() -> None:
+    import re
+
+    import email_validator
+
+    from chalicelib.schemas import EMAIL_PATTERN, SPECIAL_USE_DOMAINS
+
+    assert list(SPECIAL_USE_DOMAINS) == email_validator.SPECIAL_USE_DOMAIN_NAMES
+    for refused in ("v@z6geunw9.test", "a@corp.LOCAL", "b@localhost", "c@x.onion"):
+        assert not re.search(EMAIL_PATTERN, refused), refused
+    for accepted in ("john@example.com", "a@test.example.com", "x@local-shop.de"):
+        assert re.search(EMAIL_PATTERN, accepted), accepted

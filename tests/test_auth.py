@@ -15,6 +15,7 @@ import jwt
 import pytest
 from chalice.test import Client
 
+from bench.inprocess import authorizer_event
 from tests.conftest import TEST_SECRET, Api, problem
 
 
@@ -266,19 +267,12 @@ def test_wrong_scheme_is_401(anon: Api, header: str) -> None:
 
 @pytest.mark.parametrize("name", sorted(BAD_TOKENS))
 def test_authorizer_lambda_denies_with_unauthorized(chalice_client: Client, name: str) -> None:
-    event = {
-        "type": "TOKEN",
-        "authorizationToken": f"Bearer {BAD_TOKENS[name]}",
-        "methodArn": "arn:aws:execute-api:us-east-1:123456789012:abc/api/GET/api/v1/contacts",
-    }
     with pytest.raises(Exception, match=r"^Unauthorized$"):
-        chalice_client.lambda_.invoke("jwt_auth", event)
+        chalice_client.lambda_.invoke("jwt_auth", authorizer_event(BAD_TOKENS[name]))
 
 
 def test_authorizer_lambda_allows_every_route_for_a_valid_token(alice: Api, chalice_client: Client) -> None:
-    arn = "arn:aws:execute-api:us-east-1:123456789012:abc/api/GET/api/v1/contacts"
-    event = {"type": "TOKEN", "authorizationToken": f"Bearer {alice.token}", "methodArn": arn}
-    result = chalice_client.lambda_.invoke("jwt_auth", event).payload
+    result = chalice_client.lambda_.invoke("jwt_auth", authorizer_event(alice.token or "")).payload
     assert result["principalId"] == alice.user["id"]
     context = result["context"]
     assert {k: context[k] for k in ("user_id", "owner_id", "tier")} == {
@@ -292,7 +286,7 @@ def test_authorizer_lambda_allows_every_route_for_a_valid_token(alice: Api, chal
     assert "usageIdentifierKey" not in result  # no usage plans locally
     statement = result["policyDocument"]["Statement"][0]
     assert statement["Effect"] == "Allow"
-    assert statement["Resource"] == ["arn:aws:execute-api:us-east-1:123456789012:abc/api/*/*"]
+    assert statement["Resource"] == ["arn:aws:execute-api:us-east-1:123456789012:abcdef/api/*/*"]
 
 
 def test_public_routes_need_no_token(anon: Api) -> None:
@@ -307,10 +301,10 @@ def test_authorizer_names_the_usage_plan_key_of_the_users_tier(
 
     monkeypatch.setenv("USAGE_PLAN_KEYS", '{"default": "key-for-default-tier", "pro": "key-for-pro"}')
     runtime.reset()
-    event = {"type": "TOKEN", "authorizationToken": f"Bearer {alice.token}", "methodArn": "arn:aws:execute-api:x"}
+    event = authorizer_event(alice.token or "")
     assert chalice_client.lambda_.invoke("jwt_auth", event).payload["usageIdentifierKey"] == "key-for-default-tier"
     pro = _token({"tier": "pro"}, sub=alice.user["id"])
-    event["authorizationToken"] = f"Bearer {pro}"
+    event = authorizer_event(pro)
     assert chalice_client.lambda_.invoke("jwt_auth", event).payload["usageIdentifierKey"] == "key-for-pro"
 
 

@@ -14,8 +14,8 @@ from typing import Any
 import boto3
 import pytest
 import requests
-from moto.server import ThreadedMotoServer
 
+from devtools.local_stack import embedded_dynamodb
 from tests.conftest import ROOT
 from tests.stack import Stack, free_port, poll, running_stack, signed_in, start_stack
 
@@ -85,11 +85,8 @@ def test_sigterm_stops_server_and_store(stack: Stack) -> None:
 
 
 def test_external_endpoint_and_dotenv_are_honoured(tmp_path: Path) -> None:
-    store_port, api_port = free_port(), free_port()
-    store = ThreadedMotoServer(ip_address="127.0.0.1", port=store_port, verbose=False)
-    store.start()
-    try:
-        endpoint = f"http://127.0.0.1:{store_port}"
+    api_port = free_port()
+    with embedded_dynamodb() as endpoint:
         dotenv = tmp_path / ".env"
         dotenv.write_text(f"HOST=127.0.0.2\nPORT={api_port}\nCONTACTS_TABLE=from-dotenv-contacts\n")
         creds = {
@@ -130,8 +127,6 @@ def test_external_endpoint_and_dotenv_are_honoured(tmp_path: Path) -> None:
             check=True,
         )
         assert "none (all exist)" in tables_run.stdout  # idempotent
-    finally:
-        store.stop()
 
 
 def test_deployed_stage_without_secret_refuses_to_start() -> None:
@@ -182,14 +177,12 @@ def test_messy_note_is_normalized_end_to_end(stack: Stack) -> None:
 
 
 def test_poison_record_ends_in_the_dead_letter_file(tmp_path: Path) -> None:
-    store_port = free_port()
-    store = ThreadedMotoServer(ip_address="127.0.0.1", port=store_port, verbose=False)
-    store.start()
     dead_letters = tmp_path / "dead.jsonl"
     creds = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "AWS_DEFAULT_REGION": "us-east-1"}
-    endpoint = f"http://127.0.0.1:{store_port}"
-    running = start_stack({"DYNAMODB_ENDPOINT": endpoint, "DEAD_LETTER_FILE": str(dead_letters), **creds})
-    try:
+    with (
+        embedded_dynamodb() as endpoint,
+        running_stack(DYNAMODB_ENDPOINT=endpoint, DEAD_LETTER_FILE=str(dead_letters), **creds) as running,
+    ):
         client = boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1",
                               aws_access_key_id="local", aws_secret_access_key="local")  # fmt: skip
         poison = {"owner_id": {"S": "someone"}, "note_id": {"S": "poison"}, "processing_status": {"S": "pending"},
@@ -209,9 +202,6 @@ def test_poison_record_ends_in_the_dead_letter_file(tmp_path: Path) -> None:
         # The shard moved on: the good note behind the poison record was processed.
         note = poll(lambda: _processed(f"{api}/notes/{good['id']}", headers))
         assert note["body"] == "a b"
-    finally:
-        running.stop()
-        store.stop()
 
 
 def test_rate_limits_through_the_local_stack() -> None:

@@ -28,6 +28,7 @@ from chalicelib.errors import (
     BY_STATUS,
     AppError,
     BadRequest,
+    MethodNotAllowed,
     Misconfigured,
     NotFound,
     TooManyRequests,
@@ -222,10 +223,9 @@ def _is_chalice_error(response: Response) -> bool:
 
 
 def _chalice_error_as_problem(response: Response, event: Request) -> Response:
-    error = BY_STATUS.get(response.status_code, AppError)(str(response.body["Message"]))
-    rendered = problem_response(error, event)
-    rendered.headers.update({k: v for k, v in response.headers.items() if k.lower() == "allow"})
-    return rendered
+    if response.status_code == 405:  # a method no API Gateway resource can have (TRACE, ...)
+        return problem_response(_not_allowed(event.method, event.path), event)
+    return problem_response(BY_STATUS.get(response.status_code, AppError)(str(response.body["Message"])), event)
 
 
 # ---- helpers the views share ---------------------------------------------------------------
@@ -458,6 +458,42 @@ def docs_asset(name: str) -> Response:
     }
     return Response(body=text, headers=headers)
 
+
+# ---- methods a resource does not have ----------------------------------------------------
+
+STANDARD_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+ALLOWED: dict[str, list[str]] = {}  # resource path -> the methods it really has
+
+
+def _not_allowed(method: str, path: str) -> MethodNotAllowed:
+    allowed = ", ".join(ALLOWED.get(path, []))
+    return MethodNotAllowed(f"{method} is not allowed here; use {allowed}.", headers={"Allow": allowed})
+
+
+def method_not_allowed(**_: str) -> Response:
+    request = _request()
+    raise _not_allowed(request.method, request.path)
+
+
+def _refuse_other_methods() -> None:
+    """Answer the methods a resource lacks with 405 and Allow (RFC 9110), locally and on AWS.
+
+    API Gateway never passes a method a resource does not define to the Lambda: it answers
+    MISSING_AUTHENTICATION_TOKEN (our 404), while Chalice's local server answers 405. Defining
+    every method API Gateway knows makes both say 405 with Allow; the rest (TRACE, ...) get
+    the gateway's 404 in both places. Not part of the OpenAPI document.
+    """
+    view = handle_errors(method_not_allowed, _request)
+    for path, entries in list(app.routes.items()):
+        ALLOWED[path] = [method for method in STANDARD_METHODS if method in entries]
+        missing = [method for method in STANDARD_METHODS if method not in entries]
+        if missing:
+            app.route(path, methods=missing, content_types=["*/*"])(view)
+
+
+_refuse_other_methods()
 
 gc.freeze()  # everything above lives as long as the process: keep it out of collections
 if _COLLECTING:

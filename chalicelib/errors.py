@@ -52,6 +52,10 @@ class Unauthorized(AppError):
         super().__init__(detail, headers={"WWW-Authenticate": "Bearer"})
 
 
+class Forbidden(AppError):
+    status, slug, title = 403, "forbidden", "Forbidden"
+
+
 class NotFound(AppError):
     status, slug, title = 404, "not-found", "Not found"
 
@@ -91,7 +95,6 @@ class Misconfigured(AppError):
 # Errors Chalice answers by itself before a view runs, re-rendered as problems.
 BY_STATUS: dict[int, type[AppError]] = {
     400: BadRequest,
-    405: MethodNotAllowed,
     415: UnsupportedMediaType,
 }
 

@@ -71,19 +71,18 @@ def problem_body(error: AppError, request: Request | None) -> dict[str, Any]:
         "title": error.title,
         "status": error.status,
         "detail": error.detail,
-        "instance": _instance(request),
-        "request_id": request_id(request),
     }
+    if request is not None:
+        body["instance"] = _instance(request)
+    body["request_id"] = request_id(request)
     if error.errors:
         body["errors"] = error.errors
     body.update(error.extra)
     return body
 
 
-def _instance(request: Request | None) -> str | None:
+def _instance(request: Request) -> str:
     """The path the client called (the gateway's, stage included), not the route template."""
-    if request is None:
-        return None
     return str(request.context.get("path") or request.path)
 
 
@@ -132,11 +131,18 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(f"duplicate key {key!r}")
+        self.key = key
+
+
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A mapping from key-value pairs; a key given twice is an error (JSON objects and forms)."""
     result: dict[str, Any] = {}
     for key, value in pairs:
         if key in result:
-            raise ValueError(f"duplicate key {key!r}")
+            raise _DuplicateKey(key)
         result[key] = value
     return result
 
@@ -169,12 +175,10 @@ def read_form(request: Request, max_bytes: int) -> dict[str, str]:
         pairs = parse_qsl(raw.decode("utf-8"), keep_blank_values=True, errors="strict")
     except (UnicodeDecodeError, ValueError):
         raise BadRequest("The form body is not valid UTF-8 form encoding.") from None
-    form: dict[str, str] = {}
-    for key, value in pairs:
-        if key in form:
-            raise BadRequest(f"The parameter {key!r} is repeated.")
-        form[key] = value
-    return form
+    try:
+        return _unique_keys(pairs)
+    except _DuplicateKey as repeated:
+        raise BadRequest(f"The parameter {repeated.key!r} is repeated.") from None
 
 
 MAX_REPORTED_ERRORS = 20
@@ -261,9 +265,7 @@ def unauthorized_error() -> Exception:
     local = sys.modules.get("chalice.local")  # present only under the local gateway
     if local is None:
         return Exception("Unauthorized")
-    denied = Unauthorized("A valid bearer token is required.")
-    body = {"type": denied.type_uri, "title": denied.title, "status": denied.status, "detail": denied.detail}
-    headers = {"Content-Type": PROBLEM_JSON, **denied.headers}
-    error: Exception = local.NotAuthorizedError(headers, json.dumps(body).encode())
+    denied = problem_response(Unauthorized("A valid bearer token is required."), None)
+    error: Exception = local.NotAuthorizedError(denied.headers, denied.body.encode())
     error.args = ("Unauthorized",)
     return error

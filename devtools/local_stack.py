@@ -13,8 +13,10 @@ import os
 import signal
 import socket
 import sys
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -22,10 +24,12 @@ from typing import Any
 from chalice.local import ChaliceRequestHandler
 
 from chalicelib.config import Settings
+from devtools.gateway import MAX_PAYLOAD_BYTES, ParityGateway, render
 from devtools.stream_pump import StreamPump
 
 ROOT = Path(__file__).resolve().parent.parent
 LOOPBACK = "127.0.0.1"
+DRAIN_LIMIT_BYTES = 64 * 1024 * 1024  # read at most this much of a refused body
 
 
 def env_file() -> Path:
@@ -101,14 +105,43 @@ def serve(host: str, port: int) -> None:
 
 
 class _Handler(ChaliceRequestHandler):
-    """Chalice's local handler, but every HTTP method goes through the route table."""
+    """Chalice's local handler in front of a gateway that answers as the deployed one does
+    (devtools.gateway), for every HTTP method."""
+
+    # Headers and body leave in two writes; with Nagle's algorithm the body waits for the
+    # client's delayed ACK of the headers, about 40 ms per request on a kept-alive connection
+    # (measured: 52 ms per /health against 7 ms on a new connection). Send at once instead.
+    disable_nagle_algorithm = True
+
+    def __init__(self, request: Any, client_address: Any, server: Any, app_object: Any, config: Any) -> None:
+        self.local_gateway = ParityGateway(app_object, config)
+        BaseHTTPRequestHandler.__init__(self, request, client_address, server)
 
     def __getattr__(self, name: str) -> Any:
-        # http.server answers any method without a do_<METHOD> with a bare HTML 501; route
-        # them all (TRACE, QUERY, ...) so the route table answers 405 with Allow instead.
+        # http.server answers any method without a do_<METHOD> with a bare HTML 501; pass
+        # them all (TRACE, QUERY, ...) to the gateway, which answers as API Gateway does.
         if name.startswith("do_"):
             return self._generic_handle
         raise AttributeError(name)
+
+    def _generic_handle(self) -> None:
+        """A body over API Gateway's payload limit is refused before it is read."""
+        length = str(self.headers.get("content-length") or "0").strip()
+        if length.isdigit() and int(length) > MAX_PAYLOAD_BYTES:
+            self._discard(min(int(length), DRAIN_LIMIT_BYTES))  # so the client can read the answer
+            self.close_connection = True
+            response = render("REQUEST_TOO_LARGE", str(uuid.uuid4()))
+            self._send_http_response(response["statusCode"], {**response["headers"], "Connection": "close"},
+                                     response["body"])  # fmt: skip
+            return
+        super()._generic_handle()
+
+    def _discard(self, size: int) -> None:
+        while size > 0:
+            chunk = self.rfile.read(min(size, 1 << 20))
+            if not chunk:
+                return
+            size -= len(chunk)
 
 
 def settings_or_exit(*, serving: bool) -> Settings:

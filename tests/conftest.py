@@ -13,6 +13,7 @@ from moto import mock_aws
 from bench.calls import CallCounter, counting
 from chalicelib import runtime
 from chalicelib.models import create_tables
+from devtools.gateway import ParityGateway
 from tests.api import API, Api, Reply
 
 __all__ = ["API", "Api", "CallCounter"]  # re-exported: the tests import them from here
@@ -66,6 +67,9 @@ def chalice_client(dynamodb: CallCounter) -> Iterator[Client]:
     from app import app
 
     with Client(app, stage_name="local", project_dir=str(ROOT)) as client:
+        # API Gateway's own answers (no token, no such route, too large ...) as deployed, as
+        # `make run` gives them: the client's gateway is Chalice's, the rest of it is kept.
+        client.http._local_gateway = ParityGateway(app, client.http._config)
         yield client
 
 

@@ -9,6 +9,7 @@ import json
 from typing import Any
 
 import pytest
+from chalice.test import Client
 
 from tests.conftest import ROOT
 
@@ -90,9 +91,18 @@ def test_tables_match_the_models(resources: dict[str, Any]) -> None:
     }
 
 
-def test_gateway_401_matches_the_local_one(resources: dict[str, Any], anon: Any) -> None:
+def test_gateway_401_matches_the_local_one(resources: dict[str, Any], dynamodb: object) -> None:
+    """The authorizer's own 401 under Chalice's plain local gateway (`chalice local`, which
+    knows nothing of devtools.gateway) is the deployed UNAUTHORIZED gateway response."""
+    from app import app
+
     responses = resources["RestAPI"]["Properties"]["DefinitionBody"]["x-amazon-apigateway-gateway-responses"]
     gateway = json.loads(responses["UNAUTHORIZED"]["responseTemplates"]["application/json"])
-    local = anon.get("/contacts", headers={"authorization": "Bearer not-a-token"})
-    assert local.status == 401
-    assert {k: gateway[k] for k in ("type", "title", "status", "detail")} == local.json
+    with Client(app, stage_name="local", project_dir=str(ROOT)) as plain:
+        local = plain.http.get("/api/v1/contacts", headers={"authorization": "Bearer not-a-token"})
+    assert local.status_code == 401
+    assert local.headers["WWW-Authenticate"] == "Bearer"
+    body = json.loads(local.body)
+    keys = ("type", "title", "status", "detail")
+    assert {k: gateway[k] for k in keys} == {k: body[k] for k in keys}
+    assert set(body) == set(gateway) and body["request_id"]

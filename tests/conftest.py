@@ -40,6 +40,18 @@ def environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     runtime.reset()
 
 
+@pytest.fixture(scope="session")
+def shared_stack() -> Iterator[Any]:
+    """One `make run` stack for the tests that only need one to talk to (the contract test,
+    the browser, the gateway table): started once per worker that runs them, and they all run
+    on one worker (mark them `pytest.mark.xdist_group("stack")`). Limits are high: the fuzzer
+    sends thousands of requests, and the limiter has tests of its own."""
+    from tests.stack import running_stack
+
+    with running_stack(RATE_LIMIT_BURST="100000", RATE_LIMIT_PER_SECOND="100000") as running:
+        yield running
+
+
 @pytest.fixture
 def limits(monkeypatch: pytest.MonkeyPatch) -> Any:
     """Set settings for one test (rate limits, mostly) (the environment is read on first use)."""

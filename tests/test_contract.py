@@ -14,13 +14,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import ROOT
-from tests.stack import Stack, running_stack, signed_in
+from tests.stack import Stack, signed_in
 
 SEED = 20261127
 MAX_EXAMPLES = 20
@@ -38,11 +37,12 @@ peers = ["alice", "bob"]
 """
 
 
+pytestmark = pytest.mark.xdist_group("stack")  # with the other users of the shared stack
+
+
 @pytest.fixture
-def contract_stack() -> Iterator[Stack]:
-    # Fuzzing sends thousands of requests; the limiter is tested elsewhere.
-    with running_stack(RATE_LIMIT_BURST="100000", RATE_LIMIT_PER_SECOND="100000") as running:
-        yield running
+def contract_stack(shared_stack: Stack) -> Stack:
+    return shared_stack  # high rate limits: fuzzing sends thousands of requests
 
 
 def _token(base: str, username: str) -> str:

@@ -8,7 +8,6 @@ package manager (.ci/run installs it); without it this test fails, it never skip
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,7 @@ import requests
 from playwright.sync_api import ConsoleMessage, sync_playwright
 
 from tests.conftest import ROOT
-from tests.stack import Stack, running_stack
+from tests.stack import Stack
 
 CHROMIUM = Path("/usr/bin/chromium")
 # No background networking: the machine has no internet, and the page must not need it.
@@ -25,10 +24,12 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 ARTIFACTS = ROOT / "test-artifacts"
 
 
+pytestmark = pytest.mark.xdist_group("stack")  # with the other users of the shared stack
+
+
 @pytest.fixture
-def docs_stack() -> Iterator[Stack]:
-    with running_stack() as running:
-        yield running
+def docs_stack(shared_stack: Stack) -> Stack:
+    return shared_stack
 
 
 def test_authorize_with_password_and_create_a_contact(docs_stack: Stack) -> None:

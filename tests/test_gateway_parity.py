@@ -14,7 +14,6 @@ the very same answers. Each row of CASES is checked three ways:
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,7 +25,7 @@ from chalice.test import Client
 from bench.inprocess import authorizer_event, proxy_event
 from devtools.gateway import MAX_PAYLOAD_BYTES, gateway_responses, render, render_entry
 from tests.api import API
-from tests.stack import Stack, running_stack
+from tests.stack import Stack
 
 UNAUTHORIZED = {
     "type": "urn:contact-notes:problem:unauthorized",
@@ -158,10 +157,12 @@ def deployed(client: Client, case: Case) -> Answer:
 # ---- the local sides ---------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def stack() -> Iterator[Stack]:
-    with running_stack() as running:
-        yield running
+pytestmark = pytest.mark.xdist_group("stack")  # with the other users of the shared stack
+
+
+@pytest.fixture
+def stack(shared_stack: Stack) -> Stack:
+    return shared_stack
 
 
 def over_http(stack: Stack, case: Case) -> Answer:

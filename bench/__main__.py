@@ -5,14 +5,21 @@ from __future__ import annotations
 import sys
 import time
 
-from bench import bundle, calls, coldstart, load, normalizer, overhead, scale
+from bench import bundle, calls, coldstart, load, normalizer, overhead, scale, suite
 from bench.report import print_table, write_markdown, write_results
 
 
 def main() -> int:
     started = time.monotonic()
     figures = (
-        coldstart.run() + calls.run() + scale.run() + overhead.run() + normalizer.run() + bundle.run() + load.run()
+        coldstart.run()
+        + calls.run()
+        + scale.run()
+        + overhead.run()
+        + normalizer.run()
+        + bundle.run()
+        + load.run()
+        + suite.run()
     )
     print_table(figures)
     write_results(figures, "make bench")

@@ -12,6 +12,7 @@ from typing import Any
 from pynamodb.attributes import BooleanAttribute, ListAttribute, NumberAttribute, TTLAttribute, UnicodeAttribute
 from pynamodb.indexes import AllProjection, LocalSecondaryIndex
 from pynamodb.models import Model
+from pynamodb.pagination import ResultIterator
 
 from chalicelib.config import Settings
 
@@ -139,8 +140,15 @@ class RateLimitRecord(Model):
     expires_at = TTLAttribute(null=True)
 
 
-def contact_note_key(contact_id: str, note_id: str) -> str:
+def contact_note_key(contact_id: str, note_id: str = "") -> str:
+    """A note's by_contact sort key; without a note id, the prefix all its contact's notes share."""
     return f"{contact_id}#{note_id}"
+
+
+def query_contact_notes(owner_id: str, contact_id: str, **options: Any) -> ResultIterator[Note]:
+    """A contact's notes through the by_contact index (strongly consistent), one Query per page."""
+    prefix = Note.contact_note.startswith(contact_note_key(contact_id))
+    return Note.by_contact.query(owner_id, prefix, consistent_read=True, **options)
 
 
 ALL_MODELS: tuple[type[Model], ...] = (UserRecord, Contact, Note, RateLimitRecord)

@@ -34,6 +34,7 @@ from chalicelib.models import (
     UserRecord,
     contact_note_key,
     dynamodb_client,
+    query_contact_notes,
 )
 from chalicelib.normalize import NORMALIZER_VERSION
 
@@ -76,7 +77,10 @@ def _transact(model: type[Any], token: str, write: Callable[[TransactWrite], Non
     """
     # Reuse the model's connection (and its client) rather than building a new one.
     connection: Connection = model._get_connection().connection
+    conflict: TransactWriteError | None = None
     for attempt in range(TRANSACTION_ATTEMPTS):
+        if attempt:
+            time.sleep(random.uniform(0.01, 0.05) * 2**attempt)  # noqa: S311 (jitter, not security)
         try:
             with _dynamodb_errors(), TransactWrite(connection=connection, client_request_token=token) as txn:
                 write(txn)
@@ -88,10 +92,8 @@ def _transact(model: type[Any], token: str, write: Callable[[TransactWrite], Non
                 return failed
             if not codes or any(code not in _RETRYABLE_CANCELLATIONS for code in codes if code != "None"):
                 raise
-            if attempt + 1 == TRANSACTION_ATTEMPTS:
-                raise ServiceUnavailable("Busy: retry shortly.", headers={"Retry-After": "1"}) from exc
-            time.sleep(random.uniform(0.01, 0.05) * 2**attempt)  # noqa: S311 (jitter, not security)
-    return []
+            conflict = exc
+    raise ServiceUnavailable("Busy: retry shortly.", headers={"Retry-After": "1"}) from conflict
 
 
 _RETRYABLE_CANCELLATIONS = {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"}
@@ -101,6 +103,18 @@ def _cancellation_codes(exc: TransactWriteError) -> list[str]:
     if exc.cause_response_code != "TransactionCanceledException":
         return []
     return [reason.code if reason is not None else "None" for reason in exc.cancellation_reasons]
+
+
+AnyModel = TypeVar("AnyModel", UserRecord, Contact, Note, RateLimitRecord)
+
+
+def _get_or_none(model: type[AnyModel], hash_key: str, range_key: str | None = None) -> AnyModel | None:
+    """One consistent GetItem; None when there is no such item."""
+    with _dynamodb_errors():
+        try:
+            return model.get(hash_key, range_key, consistent_read=True)
+        except model.DoesNotExist:
+            return None
 
 
 # ---- users ---------------------------------------------------------------------------
@@ -135,35 +149,18 @@ def create_user(user: UserRecord) -> None:
 
 
 def get_user(user_id: str) -> UserRecord | None:
-    with _dynamodb_errors():
-        try:
-            return UserRecord.get(USER_PREFIX + user_id, consistent_read=True)
-        except UserRecord.DoesNotExist:
-            return None
+    return _get_or_none(UserRecord, USER_PREFIX + user_id)
 
 
 def find_user_by_username(username: str) -> UserRecord | None:
     """Two reads: the username claim, then the user it points to."""
-    with _dynamodb_errors():
-        try:
-            claim = UserRecord.get(username_key(username), consistent_read=True)
-        except UserRecord.DoesNotExist:
-            return None
-    return get_user(claim.user_id)
+    claim = _get_or_none(UserRecord, username_key(username))
+    return None if claim is None else get_user(claim.user_id)
 
 
 # ---- owned, versioned items (contacts and notes) ----------------------------------------
 
 OwnedItem = TypeVar("OwnedItem", Contact, Note)
-
-
-def _get(model: type[OwnedItem], owner_id: str, item_id: str) -> OwnedItem | None:
-    """One consistent GetItem by (owner, id)."""
-    with _dynamodb_errors():
-        try:
-            return model.get(owner_id, item_id, consistent_read=True)
-        except model.DoesNotExist:
-            return None
 
 
 def _version_condition(model: type[OwnedItem], expected_version: int | None) -> Condition:
@@ -208,7 +205,7 @@ def _delete(
 def _raise_missing_or_stale(model: type[OwnedItem], owner_id: str, item_id: str) -> None:
     """After a failed condition (rare path, one read): missing is 404, changed (If-Match) is 412."""
     what = model.__name__
-    if _get(model, owner_id, item_id) is not None:
+    if _get_or_none(model, owner_id, item_id) is not None:
         raise PreconditionFailed(f"The {what.lower()} has changed since the version you sent.")
     raise NotFound(f"{what} not found.")
 
@@ -222,7 +219,7 @@ def put_new_contact(contact: Contact) -> None:
 
 
 def get_contact(owner_id: str, contact_id: str) -> Contact | None:
-    return _get(Contact, owner_id, contact_id)
+    return _get_or_none(Contact, owner_id, contact_id)
 
 
 def update_contact(owner_id: str, contact_id: str, actions: list[Action], expected_version: int | None) -> Contact:
@@ -273,7 +270,7 @@ def put_new_note(note: Note) -> None:
 
 
 def get_note(owner_id: str, note_id: str) -> Note | None:
-    return _get(Note, owner_id, note_id)
+    return _get_or_none(Note, owner_id, note_id)
 
 
 def update_note(owner_id: str, note_id: str, actions: list[Action], expected_version: int | None) -> Note:
@@ -294,34 +291,19 @@ def query_notes(owner_id: str, contact_id: str, limit: int, after_id: str | None
             "contact_note": {"S": contact_note_key(contact_id, after_id)},
         }
     with _dynamodb_errors():
-        return list(
-            Note.by_contact.query(
-                owner_id,
-                Note.contact_note.startswith(contact_id + "#"),
-                consistent_read=True,
-                scan_index_forward=False,
-                limit=limit,
-                page_size=limit,
-                last_evaluated_key=start,
-            )
+        notes = query_contact_notes(
+            owner_id, contact_id, scan_index_forward=False, limit=limit, page_size=limit, last_evaluated_key=start
         )
+        return list(notes)
 
 
-def delete_notes_of_contact(owner_id: str, contact_id: str) -> int:
+def delete_notes_of_contact(owner_id: str, contact_id: str) -> None:
     """Remove every note of a contact: a keys-only Query per page and batched deletes."""
-    removed = 0
     with _dynamodb_errors():
-        keys = Note.by_contact.query(
-            owner_id,
-            Note.contact_note.startswith(contact_id + "#"),
-            consistent_read=True,
-            attributes_to_get=["owner_id", "note_id"],
-        )
+        keys = query_contact_notes(owner_id, contact_id, attributes_to_get=["owner_id", "note_id"])
         with Note.batch_write() as batch:
             for note in keys:
                 batch.delete(note)
-                removed += 1
-    return removed
 
 
 # ---- normalizer write-back ---------------------------------------------------------------
@@ -367,7 +349,8 @@ def count_failed_attempt(owner_id: str, note_id: str, expected_version: int) -> 
     return int(item.processing_attempts or 0)
 
 
-def mark_failed(owner_id: str, note_id: str, expected_version: int, *, reason: str, at: str) -> bool:
+def mark_failed(owner_id: str, note_id: str, expected_version: int, *, reason: str, at: str) -> None:
+    """Mark the note failed, unless it has moved on since (then nothing is written)."""
     actions: list[Action] = [
         Note.processing_status.set(FAILED),
         Note.failure_reason.set(reason),
@@ -375,7 +358,7 @@ def mark_failed(owner_id: str, note_id: str, expected_version: int, *, reason: s
         Note.normalizer_version.set(NORMALIZER_VERSION),
         Note.version.add(1),
     ]
-    return _conditional_note_update(owner_id, note_id, actions, _pending_at(expected_version))
+    _conditional_note_update(owner_id, note_id, actions, _pending_at(expected_version))
 
 
 def _conditional_note_update(owner_id: str, note_id: str, actions: list[Action], condition: Condition) -> bool:
@@ -424,11 +407,9 @@ def _numbers(item: dict[str, Any]) -> dict[str, int]:
 
 
 def get_login_state(key: str) -> dict[str, int]:
-    with _dynamodb_errors():
-        try:
-            record = RateLimitRecord.get(key, consistent_read=True)
-        except RateLimitRecord.DoesNotExist:
-            return {}
+    record = _get_or_none(RateLimitRecord, key)
+    if record is None:
+        return {}
     return {
         name: int(value)
         for name, value in (("failures", record.failures), ("locked_until", record.locked_until))

@@ -21,14 +21,31 @@ USERNAME_PREFIX = "USERNAME#"
 EMAIL_PREFIX = "EMAIL#"
 
 
+# How long a request can wait for DynamoDB. API Gateway gives up after 29 s and the API
+# Lambda's timeout (.chalice/config.json, 20 s) must come first, so the store's share is bounded:
+#   one call      <= attempts x (connect + read) + botocore's pause between attempts
+#                  = 2 x (0.5 + 1.0) + 1.0 (standard mode: random, up to 1 s after a
+#                    throttling answer, up to 25 ms after any other failure)          =  4 s
+#   one request   <= 4 calls (the most any route makes: sign-in, deleting a contact and
+#                  its notes; see bench/calls.py) x 4 s                               = 16 s
+# Only a store that answers each call just in time on its last attempt gets there. A store
+# that is down fails the request's first call: a 503 within 4 s (black-holed: about 2 s;
+# refused: at once). DynamoDB answers in milliseconds, so one retry still covers a dropped
+# keep-alive connection or a lone slow answer. tests/test_store_outage.py checks this
+# arithmetic on the client the models really use.
+CONNECT_TIMEOUT_SECONDS = 0.5
+READ_TIMEOUT_SECONDS = 1.0
+MAX_RETRY_ATTEMPTS = 1  # after the first attempt
+
+
 class _BaseMeta:
     table_name = ""
     region = "us-east-1"
     host: str | None = None
     billing_mode = "PAY_PER_REQUEST"
-    connect_timeout_seconds = 2
-    read_timeout_seconds = 5
-    max_retry_attempts = 3
+    connect_timeout_seconds = CONNECT_TIMEOUT_SECONDS
+    read_timeout_seconds = READ_TIMEOUT_SECONDS
+    max_retry_attempts = MAX_RETRY_ATTEMPTS
 
 
 class UserRecord(Model):

@@ -6,13 +6,15 @@ failures become domain errors here; throttling and outages become ServiceUnavail
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as EndpointUnreachable
 from pynamodb.connection import Connection
 from pynamodb.constants import ALL_OLD, NONE
 from pynamodb.exceptions import PynamoDBException, TransactWriteError
@@ -20,6 +22,7 @@ from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
 from pynamodb.transactions import TransactWrite
 
+from chalicelib import observability
 from chalicelib.errors import Conflict, NotFound, PreconditionFailed, ServiceUnavailable
 from chalicelib.models import (
     EMAIL_PREFIX,
@@ -38,8 +41,10 @@ from chalicelib.models import (
 )
 from chalicelib.normalize import NORMALIZER_VERSION
 
+logger = logging.getLogger("contact_notes.store")
+
 CONDITION_FAILED = "ConditionalCheckFailedException"
-_TRANSIENT = {
+_BUSY = {
     "ProvisionedThroughputExceededException",
     "ThrottlingException",
     "RequestLimitExceeded",
@@ -47,17 +52,41 @@ _TRANSIENT = {
     "ServiceUnavailable",
     "TransactionConflictException",
 }
+# Refused, unresolvable, connect or read timeout, connection reset or closed: botocore's
+# transport failures, raised after its own retries (models.py bounds them).
+_UNREACHABLE = (EndpointUnreachable, HTTPClientError)
+UNREACHABLE_RETRY_AFTER = 5  # seconds: an outage lasts longer than a throttling burst
+
+
+def as_service_unavailable(exc: BaseException) -> ServiceUnavailable | None:
+    """The 503 for a failure that means the store cannot answer now, or None for any other.
+
+    Unreachable, timing out or throttling: the one place that decides it, used by every
+    store call and by the HTTP edge's safety net. Each such failure is logged as one line
+    (its class, no traceback) and counted (metric `StoreUnavailable`).
+    """
+    cause = exc.cause if isinstance(exc, PynamoDBException) else exc  # PynamoDB wraps botocore's error
+    if isinstance(cause, _UNREACHABLE):
+        reason, detail, retry_after = type(cause).__name__, "cannot be reached", UNREACHABLE_RETRY_AFTER
+    elif isinstance(cause, ClientError) and cause.response.get("Error", {}).get("Code") in _BUSY:
+        reason, detail, retry_after = str(cause.response["Error"]["Code"]), "is busy", 1
+    else:
+        return None
+    logger.warning("DynamoDB unavailable (%s): answering 503", reason)
+    observability.count("StoreUnavailable")
+    return ServiceUnavailable(f"The database {detail}; retry shortly.", headers={"Retry-After": str(retry_after)})
 
 
 @contextmanager
 def _dynamodb_errors() -> Iterator[None]:
-    """Translate DynamoDB's transient failures into a 503 the client may retry."""
+    """Translate an unreachable, timing-out or throttling store into a 503 the client may retry."""
     try:
         yield
-    except PynamoDBException as exc:
-        if exc.cause_response_code in _TRANSIENT:
-            raise ServiceUnavailable("The database is busy; retry shortly.", headers={"Retry-After": "1"}) from exc
-        raise
+    except (PynamoDBException, BotoCoreError, ClientError) as exc:
+        unavailable = as_service_unavailable(exc)
+        if unavailable is None:
+            raise
+        raise unavailable from exc
 
 
 def _condition_failed(exc: PynamoDBException) -> bool:
@@ -382,23 +411,25 @@ def limiter_update(key: str, update: str, condition: str, values: dict[str, int]
     """One conditional UpdateItem on a limiter item.
 
     Returns (True, item after) when the condition held, (False, item before) when it did not
-    ({} for an absent item). Other failures (throttling, outage) raise botocore errors.
+    ({} for an absent item). An unreachable or throttling store raises ServiceUnavailable;
+    other failures raise botocore's errors.
     """
     client = dynamodb_client()
-    try:
-        out = client.update_item(
-            TableName=RateLimitRecord.Meta.table_name,
-            Key={"key": {"S": key}},
-            UpdateExpression=update,
-            ConditionExpression=condition,
-            ExpressionAttributeValues={name: {"N": str(value)} for name, value in values.items()},
-            ReturnValues="ALL_NEW",
-            ReturnValuesOnConditionCheckFailure="ALL_OLD",
-        )
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") == CONDITION_FAILED:
-            return False, _numbers(exc.response.get("Item") or {})
-        raise
+    with _dynamodb_errors():
+        try:
+            out = client.update_item(
+                TableName=RateLimitRecord.Meta.table_name,
+                Key={"key": {"S": key}},
+                UpdateExpression=update,
+                ConditionExpression=condition,
+                ExpressionAttributeValues={name: {"N": str(value)} for name, value in values.items()},
+                ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == CONDITION_FAILED:
+                return False, _numbers(exc.response.get("Item") or {})
+            raise
     return True, _numbers(out.get("Attributes") or {})
 
 

@@ -291,7 +291,7 @@ def register() -> Response:
         TokenForm,
         "form",
         public=True,
-        problems=(401, 503),
+        problems=(401,),
     ),
     content_types=FORM_TYPES,
 )

@@ -218,3 +218,24 @@ def test_a_refused_connection_gives_a_503_at_once(
     problem(reply, 503)
     _assert_one_quiet_line(caplog, "EndpointConnectionError")
     assert waited < 2.0
+
+
+def test_a_store_error_that_escapes_translation_is_still_a_503(caplog: pytest.LogCaptureFixture) -> None:
+    """The HTTP edge's safety net: a store outage raised by code that did not translate it."""
+    from chalice.app import Request
+    from pynamodb.exceptions import GetError
+
+    from chalicelib.web import handle_errors
+
+    event = {"multiValueQueryStringParameters": None, "headers": {}, "pathParameters": None, "body": None,
+             "stageVariables": None, "requestContext": {"httpMethod": "GET", "resourcePath": "/api/v1/x"}}  # fmt: skip
+    request = Request(event)
+
+    def view() -> Any:
+        raise GetError("Failed to get item", EndpointConnectionError(endpoint_url="http://127.0.0.1:1"))
+
+    with caplog.at_level(logging.INFO):
+        response = handle_errors(view, lambda: request)()
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "5"
+    _assert_one_quiet_line(caplog, "EndpointConnectionError")

@@ -31,6 +31,7 @@ from chalicelib.errors import (
     MethodNotAllowed,
     Misconfigured,
     NotFound,
+    ServiceUnavailable,
     TooManyRequests,
     Unauthorized,
 )
@@ -176,7 +177,12 @@ def edge(event: Request, get_response: Callable[[Request], Response]) -> Respons
     if _token_expired(event):
         return _finish(problem_response(Unauthorized("The access token has expired."), event), event)
     policy = policy_for(current)
-    decision = check_or_fail_open(_caller(event), policy)
+    try:
+        decision = check_or_fail_open(_caller(event), policy)
+    except ServiceUnavailable as unavailable:
+        if event.path.startswith(API):  # the API needs its store (/health reports it)
+            return _finish(problem_response(unavailable, event), event)
+        decision = None  # the docs need no store: served through an outage
     if decision is not None and not decision.allowed:
         limited = TooManyRequests(
             f"Rate limit exceeded; retry after {decision.retry_after} seconds.", retry_after=decision.retry_after or 1
@@ -285,7 +291,7 @@ def register() -> Response:
         TokenForm,
         "form",
         public=True,
-        problems=(401, 503),
+        problems=(401,),
     ),
     content_types=FORM_TYPES,
 )

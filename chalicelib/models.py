@@ -12,6 +12,7 @@ from typing import Any
 from pynamodb.attributes import BooleanAttribute, ListAttribute, NumberAttribute, TTLAttribute, UnicodeAttribute
 from pynamodb.indexes import AllProjection, LocalSecondaryIndex
 from pynamodb.models import Model
+from pynamodb.pagination import ResultIterator
 
 from chalicelib.config import Settings
 
@@ -20,14 +21,31 @@ USERNAME_PREFIX = "USERNAME#"
 EMAIL_PREFIX = "EMAIL#"
 
 
+# How long a request can wait for DynamoDB. API Gateway gives up after 29 s and the API
+# Lambda's timeout (.chalice/config.json, 20 s) must come first, so the store's share is bounded:
+#   one call      <= attempts x (connect + read) + botocore's pause between attempts
+#                  = 2 x (0.5 + 1.0) + 1.0 (standard mode: random, up to 1 s after a
+#                    throttling answer, up to 25 ms after any other failure)          =  4 s
+#   one request   <= 4 calls (the most any route makes: sign-in, deleting a contact and
+#                  its notes; see bench/calls.py) x 4 s                               = 16 s
+# Only a store that answers each call just in time on its last attempt gets there. A store
+# that is down fails the request's first call: a 503 within 4 s (black-holed: about 2 s;
+# refused: at once). DynamoDB answers in milliseconds, so one retry still covers a dropped
+# keep-alive connection or a lone slow answer. tests/test_store_outage.py checks this
+# arithmetic on the client the models really use.
+CONNECT_TIMEOUT_SECONDS = 0.5
+READ_TIMEOUT_SECONDS = 1.0
+MAX_RETRY_ATTEMPTS = 1  # after the first attempt
+
+
 class _BaseMeta:
     table_name = ""
     region = "us-east-1"
     host: str | None = None
     billing_mode = "PAY_PER_REQUEST"
-    connect_timeout_seconds = 2
-    read_timeout_seconds = 5
-    max_retry_attempts = 3
+    connect_timeout_seconds = CONNECT_TIMEOUT_SECONDS
+    read_timeout_seconds = READ_TIMEOUT_SECONDS
+    max_retry_attempts = MAX_RETRY_ATTEMPTS
 
 
 class UserRecord(Model):
@@ -139,8 +157,15 @@ class RateLimitRecord(Model):
     expires_at = TTLAttribute(null=True)
 
 
-def contact_note_key(contact_id: str, note_id: str) -> str:
+def contact_note_key(contact_id: str, note_id: str = "") -> str:
+    """A note's by_contact sort key; without a note id, the prefix all its contact's notes share."""
     return f"{contact_id}#{note_id}"
+
+
+def query_contact_notes(owner_id: str, contact_id: str, **options: Any) -> ResultIterator[Note]:
+    """A contact's notes through the by_contact index (strongly consistent), one Query per page."""
+    prefix = Note.contact_note.startswith(contact_note_key(contact_id))
+    return Note.by_contact.query(owner_id, prefix, consistent_read=True, **options)
 
 
 ALL_MODELS: tuple[type[Model], ...] = (UserRecord, Contact, Note, RateLimitRecord)

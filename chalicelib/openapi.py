@@ -52,9 +52,9 @@ class Operation:
     problems: tuple[int, ...] = ()
 
     def problem_statuses(self, path: str) -> list[int]:
-        statuses = set(self.problems) | {429}
+        statuses = set(self.problems) | {429, 503}  # 503: the store is unreachable or busy
         if not self.public:
-            statuses |= {401, 503}
+            statuses.add(401)
         if self.body is not None:
             statuses |= {400, 413, 415, 422}
         if "{" in path:

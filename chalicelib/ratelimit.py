@@ -184,10 +184,13 @@ def check(key: str, policy: Policy) -> Decision:
 
 
 def check_or_fail_open(key: str, policy: Policy) -> Decision | None:
-    """The limiter's verdict, or None when its table cannot answer (the request goes ahead).
+    """The limiter's verdict, or None when its table fails for another reason than an outage.
 
-    Failing open keeps the API available while DynamoDB throttles or is unreachable; on AWS
-    the API Gateway usage plan still caps every caller. The event is logged and counted.
+    A store that is unreachable, timing out or throttling raises ServiceUnavailable (logged
+    and counted by the store): the request would only wait for the same store again, so it
+    is answered 503 at once. Any other failure of the limiter's own table (missing, access
+    denied) fails open: the request goes ahead, logged and counted, and on AWS the API
+    Gateway usage plan still caps every caller.
     """
     try:
         return check(key, policy)
@@ -262,7 +265,7 @@ def record_login_failure(username: str, seen: dict[str, int], settings: Settings
         condition = "attribute_not_exists(failures) OR failures = :seen" if failures == 1 else "failures = :seen"
         try:
             ok, state = store.limiter_update(login_key(username), update, condition, values)
-        except (ClientError, BotoCoreError) as exc:
+        except (ServiceUnavailable, ClientError, BotoCoreError) as exc:
             logger.warning("could not record a failed sign-in: %s", type(exc).__name__)
             return
         if ok:

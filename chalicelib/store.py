@@ -6,13 +6,15 @@ failures become domain errors here; throttling and outages become ServiceUnavail
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as EndpointUnreachable
 from pynamodb.connection import Connection
 from pynamodb.constants import ALL_OLD, NONE
 from pynamodb.exceptions import PynamoDBException, TransactWriteError
@@ -20,6 +22,7 @@ from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
 from pynamodb.transactions import TransactWrite
 
+from chalicelib import observability
 from chalicelib.errors import Conflict, NotFound, PreconditionFailed, ServiceUnavailable
 from chalicelib.models import (
     EMAIL_PREFIX,
@@ -34,11 +37,14 @@ from chalicelib.models import (
     UserRecord,
     contact_note_key,
     dynamodb_client,
+    query_contact_notes,
 )
 from chalicelib.normalize import NORMALIZER_VERSION
 
+logger = logging.getLogger("contact_notes.store")
+
 CONDITION_FAILED = "ConditionalCheckFailedException"
-_TRANSIENT = {
+_BUSY = {
     "ProvisionedThroughputExceededException",
     "ThrottlingException",
     "RequestLimitExceeded",
@@ -46,17 +52,41 @@ _TRANSIENT = {
     "ServiceUnavailable",
     "TransactionConflictException",
 }
+# Refused, unresolvable, connect or read timeout, connection reset or closed: botocore's
+# transport failures, raised after its own retries (models.py bounds them).
+_UNREACHABLE = (EndpointUnreachable, HTTPClientError)
+UNREACHABLE_RETRY_AFTER = 5  # seconds: an outage lasts longer than a throttling burst
+
+
+def as_service_unavailable(exc: BaseException) -> ServiceUnavailable | None:
+    """The 503 for a failure that means the store cannot answer now, or None for any other.
+
+    Unreachable, timing out or throttling: the one place that decides it, used by every
+    store call and by the HTTP edge's safety net. Each such failure is logged as one line
+    (its class, no traceback) and counted (metric `StoreUnavailable`).
+    """
+    cause = exc.cause if isinstance(exc, PynamoDBException) else exc  # PynamoDB wraps botocore's error
+    if isinstance(cause, _UNREACHABLE):
+        reason, detail, retry_after = type(cause).__name__, "cannot be reached", UNREACHABLE_RETRY_AFTER
+    elif isinstance(cause, ClientError) and cause.response.get("Error", {}).get("Code") in _BUSY:
+        reason, detail, retry_after = str(cause.response["Error"]["Code"]), "is busy", 1
+    else:
+        return None
+    logger.warning("DynamoDB unavailable (%s): answering 503", reason)
+    observability.count("StoreUnavailable")
+    return ServiceUnavailable(f"The database {detail}; retry shortly.", headers={"Retry-After": str(retry_after)})
 
 
 @contextmanager
 def _dynamodb_errors() -> Iterator[None]:
-    """Translate DynamoDB's transient failures into a 503 the client may retry."""
+    """Translate an unreachable, timing-out or throttling store into a 503 the client may retry."""
     try:
         yield
-    except PynamoDBException as exc:
-        if exc.cause_response_code in _TRANSIENT:
-            raise ServiceUnavailable("The database is busy; retry shortly.", headers={"Retry-After": "1"}) from exc
-        raise
+    except (PynamoDBException, BotoCoreError, ClientError) as exc:
+        unavailable = as_service_unavailable(exc)
+        if unavailable is None:
+            raise
+        raise unavailable from exc
 
 
 def _condition_failed(exc: PynamoDBException) -> bool:
@@ -76,7 +106,10 @@ def _transact(model: type[Any], token: str, write: Callable[[TransactWrite], Non
     """
     # Reuse the model's connection (and its client) rather than building a new one.
     connection: Connection = model._get_connection().connection
+    conflict: TransactWriteError | None = None
     for attempt in range(TRANSACTION_ATTEMPTS):
+        if attempt:
+            time.sleep(random.uniform(0.01, 0.05) * 2**attempt)  # noqa: S311 (jitter, not security)
         try:
             with _dynamodb_errors(), TransactWrite(connection=connection, client_request_token=token) as txn:
                 write(txn)
@@ -88,10 +121,8 @@ def _transact(model: type[Any], token: str, write: Callable[[TransactWrite], Non
                 return failed
             if not codes or any(code not in _RETRYABLE_CANCELLATIONS for code in codes if code != "None"):
                 raise
-            if attempt + 1 == TRANSACTION_ATTEMPTS:
-                raise ServiceUnavailable("Busy: retry shortly.", headers={"Retry-After": "1"}) from exc
-            time.sleep(random.uniform(0.01, 0.05) * 2**attempt)  # noqa: S311 (jitter, not security)
-    return []
+            conflict = exc
+    raise ServiceUnavailable("Busy: retry shortly.", headers={"Retry-After": "1"}) from conflict
 
 
 _RETRYABLE_CANCELLATIONS = {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"}
@@ -101,6 +132,18 @@ def _cancellation_codes(exc: TransactWriteError) -> list[str]:
     if exc.cause_response_code != "TransactionCanceledException":
         return []
     return [reason.code if reason is not None else "None" for reason in exc.cancellation_reasons]
+
+
+AnyModel = TypeVar("AnyModel", UserRecord, Contact, Note, RateLimitRecord)
+
+
+def _get_or_none(model: type[AnyModel], hash_key: str, range_key: str | None = None) -> AnyModel | None:
+    """One consistent GetItem; None when there is no such item."""
+    with _dynamodb_errors():
+        try:
+            return model.get(hash_key, range_key, consistent_read=True)
+        except model.DoesNotExist:
+            return None
 
 
 # ---- users ---------------------------------------------------------------------------
@@ -135,35 +178,18 @@ def create_user(user: UserRecord) -> None:
 
 
 def get_user(user_id: str) -> UserRecord | None:
-    with _dynamodb_errors():
-        try:
-            return UserRecord.get(USER_PREFIX + user_id, consistent_read=True)
-        except UserRecord.DoesNotExist:
-            return None
+    return _get_or_none(UserRecord, USER_PREFIX + user_id)
 
 
 def find_user_by_username(username: str) -> UserRecord | None:
     """Two reads: the username claim, then the user it points to."""
-    with _dynamodb_errors():
-        try:
-            claim = UserRecord.get(username_key(username), consistent_read=True)
-        except UserRecord.DoesNotExist:
-            return None
-    return get_user(claim.user_id)
+    claim = _get_or_none(UserRecord, username_key(username))
+    return None if claim is None else get_user(claim.user_id)
 
 
 # ---- owned, versioned items (contacts and notes) ----------------------------------------
 
 OwnedItem = TypeVar("OwnedItem", Contact, Note)
-
-
-def _get(model: type[OwnedItem], owner_id: str, item_id: str) -> OwnedItem | None:
-    """One consistent GetItem by (owner, id)."""
-    with _dynamodb_errors():
-        try:
-            return model.get(owner_id, item_id, consistent_read=True)
-        except model.DoesNotExist:
-            return None
 
 
 def _version_condition(model: type[OwnedItem], expected_version: int | None) -> Condition:
@@ -208,7 +234,7 @@ def _delete(
 def _raise_missing_or_stale(model: type[OwnedItem], owner_id: str, item_id: str) -> None:
     """After a failed condition (rare path, one read): missing is 404, changed (If-Match) is 412."""
     what = model.__name__
-    if _get(model, owner_id, item_id) is not None:
+    if _get_or_none(model, owner_id, item_id) is not None:
         raise PreconditionFailed(f"The {what.lower()} has changed since the version you sent.")
     raise NotFound(f"{what} not found.")
 
@@ -222,7 +248,7 @@ def put_new_contact(contact: Contact) -> None:
 
 
 def get_contact(owner_id: str, contact_id: str) -> Contact | None:
-    return _get(Contact, owner_id, contact_id)
+    return _get_or_none(Contact, owner_id, contact_id)
 
 
 def update_contact(owner_id: str, contact_id: str, actions: list[Action], expected_version: int | None) -> Contact:
@@ -273,7 +299,7 @@ def put_new_note(note: Note) -> None:
 
 
 def get_note(owner_id: str, note_id: str) -> Note | None:
-    return _get(Note, owner_id, note_id)
+    return _get_or_none(Note, owner_id, note_id)
 
 
 def update_note(owner_id: str, note_id: str, actions: list[Action], expected_version: int | None) -> Note:
@@ -294,34 +320,19 @@ def query_notes(owner_id: str, contact_id: str, limit: int, after_id: str | None
             "contact_note": {"S": contact_note_key(contact_id, after_id)},
         }
     with _dynamodb_errors():
-        return list(
-            Note.by_contact.query(
-                owner_id,
-                Note.contact_note.startswith(contact_id + "#"),
-                consistent_read=True,
-                scan_index_forward=False,
-                limit=limit,
-                page_size=limit,
-                last_evaluated_key=start,
-            )
+        notes = query_contact_notes(
+            owner_id, contact_id, scan_index_forward=False, limit=limit, page_size=limit, last_evaluated_key=start
         )
+        return list(notes)
 
 
-def delete_notes_of_contact(owner_id: str, contact_id: str) -> int:
+def delete_notes_of_contact(owner_id: str, contact_id: str) -> None:
     """Remove every note of a contact: a keys-only Query per page and batched deletes."""
-    removed = 0
     with _dynamodb_errors():
-        keys = Note.by_contact.query(
-            owner_id,
-            Note.contact_note.startswith(contact_id + "#"),
-            consistent_read=True,
-            attributes_to_get=["owner_id", "note_id"],
-        )
+        keys = query_contact_notes(owner_id, contact_id, attributes_to_get=["owner_id", "note_id"])
         with Note.batch_write() as batch:
             for note in keys:
                 batch.delete(note)
-                removed += 1
-    return removed
 
 
 # ---- normalizer write-back ---------------------------------------------------------------
@@ -367,7 +378,8 @@ def count_failed_attempt(owner_id: str, note_id: str, expected_version: int) -> 
     return int(item.processing_attempts or 0)
 
 
-def mark_failed(owner_id: str, note_id: str, expected_version: int, *, reason: str, at: str) -> bool:
+def mark_failed(owner_id: str, note_id: str, expected_version: int, *, reason: str, at: str) -> None:
+    """Mark the note failed, unless it has moved on since (then nothing is written)."""
     actions: list[Action] = [
         Note.processing_status.set(FAILED),
         Note.failure_reason.set(reason),
@@ -375,7 +387,7 @@ def mark_failed(owner_id: str, note_id: str, expected_version: int, *, reason: s
         Note.normalizer_version.set(NORMALIZER_VERSION),
         Note.version.add(1),
     ]
-    return _conditional_note_update(owner_id, note_id, actions, _pending_at(expected_version))
+    _conditional_note_update(owner_id, note_id, actions, _pending_at(expected_version))
 
 
 def _conditional_note_update(owner_id: str, note_id: str, actions: list[Action], condition: Condition) -> bool:
@@ -399,23 +411,25 @@ def limiter_update(key: str, update: str, condition: str, values: dict[str, int]
     """One conditional UpdateItem on a limiter item.
 
     Returns (True, item after) when the condition held, (False, item before) when it did not
-    ({} for an absent item). Other failures (throttling, outage) raise botocore errors.
+    ({} for an absent item). An unreachable or throttling store raises ServiceUnavailable;
+    other failures raise botocore's errors.
     """
     client = dynamodb_client()
-    try:
-        out = client.update_item(
-            TableName=RateLimitRecord.Meta.table_name,
-            Key={"key": {"S": key}},
-            UpdateExpression=update,
-            ConditionExpression=condition,
-            ExpressionAttributeValues={name: {"N": str(value)} for name, value in values.items()},
-            ReturnValues="ALL_NEW",
-            ReturnValuesOnConditionCheckFailure="ALL_OLD",
-        )
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") == CONDITION_FAILED:
-            return False, _numbers(exc.response.get("Item") or {})
-        raise
+    with _dynamodb_errors():
+        try:
+            out = client.update_item(
+                TableName=RateLimitRecord.Meta.table_name,
+                Key={"key": {"S": key}},
+                UpdateExpression=update,
+                ConditionExpression=condition,
+                ExpressionAttributeValues={name: {"N": str(value)} for name, value in values.items()},
+                ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == CONDITION_FAILED:
+                return False, _numbers(exc.response.get("Item") or {})
+            raise
     return True, _numbers(out.get("Attributes") or {})
 
 
@@ -424,11 +438,9 @@ def _numbers(item: dict[str, Any]) -> dict[str, int]:
 
 
 def get_login_state(key: str) -> dict[str, int]:
-    with _dynamodb_errors():
-        try:
-            record = RateLimitRecord.get(key, consistent_read=True)
-        except RateLimitRecord.DoesNotExist:
-            return {}
+    record = _get_or_none(RateLimitRecord, key)
+    if record is None:
+        return {}
     return {
         name: int(value)
         for name, value in (("failures", record.failures), ("locked_until", record.locked_until))

@@ -28,6 +28,7 @@ from chalicelib.errors import (
     ValidationFailed,
 )
 from chalicelib.schemas import body_alias_keys
+from chalicelib.store import as_service_unavailable
 
 logger = logging.getLogger("contact_notes")
 
@@ -95,7 +96,7 @@ def problem_response(error: AppError, request: Request | None) -> Response:
 
 
 def handle_errors(view: Callable[..., Response], current: Callable[[], Request]) -> Callable[..., Response]:
-    """Wrap a view: AppError becomes its problem; anything else a logged, generic 500."""
+    """Wrap a view: AppError becomes its problem; a store outage a 503; anything else a logged, generic 500."""
 
     @functools.wraps(view)
     def wrapper(**kwargs: Any) -> Response:
@@ -104,7 +105,10 @@ def handle_errors(view: Callable[..., Response], current: Callable[[], Request])
             return view(**kwargs)
         except AppError as error:
             return problem_response(error, request)
-        except Exception:
+        except Exception as exc:
+            unavailable = as_service_unavailable(exc)  # a store outage some code did not translate
+            if unavailable is not None:
+                return problem_response(unavailable, request)
             logger.exception("unhandled error", extra={"request_id": request_id(request), "path": request.path})
             return problem_response(AppError("An unexpected error occurred."), request)
 

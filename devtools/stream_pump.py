@@ -5,6 +5,12 @@ handler the normalizer Lambda runs with the same event shape. Like the mapping i
 infra/template.json it honours the batch size and `batchItemFailures`: a batch is retried
 from its lowest failed record, at most MAX_RETRIES times, then that record goes to the
 dead-letter file (as bisect-on-error would isolate it on AWS) and the shard moves on.
+
+It outlives the store: while the store is down (or the table missing) it backs off
+exponentially up to BACKOFF_MAX_SECONDS, logging one line per change of state rather than
+one per poll. After any failure, and every REDESCRIBE_SECONDS, it describes the table
+again: a recreated table has a new stream, which it reads from TRIM_HORIZON; on the same
+stream it resumes after the last record it delivered.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -19,16 +26,23 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
 
 logger = logging.getLogger("contact_notes.stream_pump")
 
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
 
 
+class NoStream(RuntimeError):
+    """The table exists but has no stream (yet)."""
+
+
 class StreamPump:
     """Poll a table's stream in a background thread and feed batches to a handler."""
 
     MAX_RETRIES = 3
+    BACKOFF_MAX_SECONDS = 5.0
+    REDESCRIBE_SECONDS = 10.0
 
     def __init__(
         self,
@@ -49,11 +63,20 @@ class StreamPump:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="stream-pump", daemon=True)
         # botocore 1.44 otherwise builds account-based endpoints that bypass endpoint_url routing.
-        config = Config(account_id_endpoint_mode="disabled", retries={"mode": "standard"})
+        # One attempt and short timeouts: the pump's own backoff does the waiting.
+        config = Config(
+            account_id_endpoint_mode="disabled",
+            connect_timeout=1,
+            read_timeout=5,
+            retries={"mode": "standard", "total_max_attempts": 1},
+        )
         self._dynamodb = boto3.client("dynamodb", endpoint_url=endpoint, region_name=region, config=config)
         self._streams = boto3.client("dynamodbstreams", endpoint_url=endpoint, region_name=region, config=config)
-        self._iterators: dict[str, str | None] = {}
+        self._iterators: dict[str, str | None] = {}  # per shard; None once a closed shard is read
+        self._delivered: dict[str, str] = {}  # per shard: the last sequence number delivered
         self._stream_arn = ""
+        self._described_at = 0.0
+        self._trouble = ""  # the state being backed off from ("" while all is well)
 
     def start(self) -> None:
         self._thread.start()
@@ -65,35 +88,90 @@ class StreamPump:
     # ---- reading the stream --------------------------------------------------------------
 
     def _run(self) -> None:
-        self._stream_arn = self._dynamodb.describe_table(TableName=self._table_name)["Table"]["LatestStreamArn"]
+        backoff = 0.0
         while not self._stop.is_set():
             try:
-                self._discover_shards(self._stream_arn)
-                busy = self._poll_shards()
-            except Exception:  # keep pumping: a dev server must not die on one bad poll
-                logger.exception("stream poll failed")
-                busy = False
+                busy = self._poll_once()
+            except Exception as exc:  # keep pumping: a dev server must not die with its store
+                backoff = min(max(2 * backoff, self._poll_seconds), self.BACKOFF_MAX_SECONDS)
+                self._failed(exc, backoff)
+                self._stop.wait(backoff)
+                continue
+            backoff = 0.0
             if not busy:
                 self._stop.wait(self._poll_seconds)
 
-    def _discover_shards(self, stream_arn: str) -> None:
-        shards = self._streams.describe_stream(StreamArn=stream_arn)["StreamDescription"]["Shards"]
+    def _poll_once(self) -> bool:
+        """One round: find the stream and its shards if needed, deliver what is new; busy?"""
+        if not self._stream_arn or time.monotonic() - self._described_at > self.REDESCRIBE_SECONDS:
+            self._attach()
+        self._discover_shards()
+        busy = self._poll_shards()
+        if self._trouble:
+            logger.warning("stream pump: reading %s again", self._stream_arn)
+            self._trouble = ""
+        return busy
+
+    def _attach(self) -> None:
+        """Describe the table; a new stream (the table was recreated) is read from its start."""
+        table = self._dynamodb.describe_table(TableName=self._table_name)["Table"]
+        arn = table.get("LatestStreamArn") or ""
+        if not arn:
+            raise NoStream(f"table {self._table_name} has no stream")
+        if arn != self._stream_arn:
+            if self._stream_arn:
+                logger.warning("stream pump: %s has a new stream; reading it from the start", self._table_name)
+            self._iterators.clear()
+            self._delivered.clear()
+            self._stream_arn = arn
+        self._described_at = time.monotonic()
+
+    def _failed(self, exc: Exception, backoff: float) -> None:
+        """Forget the iterators (they may be expired or belong to a store that restarted)
+        and describe the table again next time; log once per kind of failure."""
+        self._iterators.clear()
+        self._described_at = 0.0
+        state, description = _describe(exc)
+        if state != self._trouble:
+            logger.warning("stream pump: %s; backing off (up to %.0f s)", description, self.BACKOFF_MAX_SECONDS)
+            if not isinstance(exc, (BotoCoreError, ClientError, NoStream)):
+                logger.exception("stream pump: unexpected failure")  # a bug, not the store: show where
+            self._trouble = state
+
+    def _discover_shards(self) -> None:
+        shards = self._streams.describe_stream(StreamArn=self._stream_arn)["StreamDescription"]["Shards"]
         for shard in shards:
             shard_id = shard["ShardId"]
             if shard_id not in self._iterators:
-                self._iterators[shard_id] = self._streams.get_shard_iterator(
-                    StreamArn=stream_arn, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON"
-                )["ShardIterator"]
+                self._iterators[shard_id] = self._iterator(shard_id)
+
+    def _iterator(self, shard_id: str) -> str:
+        """Just after the last record delivered from this shard, or its oldest record."""
+        position: dict[str, str] = {"ShardIteratorType": "TRIM_HORIZON"}
+        if shard_id in self._delivered:
+            position = {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": self._delivered[shard_id]}
+        answer = self._streams.get_shard_iterator(StreamArn=self._stream_arn, ShardId=shard_id, **position)
+        return str(answer["ShardIterator"])
 
     def _poll_shards(self) -> bool:
         busy = False
         for shard_id, iterator in list(self._iterators.items()):
             if iterator is None:  # a closed shard, fully read
                 continue
-            page = self._streams.get_records(ShardIterator=iterator, Limit=self._batch_size)
+            try:
+                page = self._streams.get_records(ShardIterator=iterator, Limit=self._batch_size)
+            except ClientError as exc:
+                if _code(exc) not in {"ExpiredIteratorException", "TrimmedDataAccessException"}:
+                    raise
+                # Expired: resume after the last delivered record. Trimmed: those records are gone.
+                if _code(exc) == "TrimmedDataAccessException":
+                    self._delivered.pop(shard_id, None)
+                self._iterators[shard_id] = self._iterator(shard_id)
+                continue
             records = [lambda_shape(r, self._stream_arn) for r in page.get("Records", [])]
             if records:
                 self.deliver(records)
+                self._delivered[shard_id] = records[-1]["dynamodb"]["SequenceNumber"]
                 busy = True
             # Advance only once the batch is delivered (or dead-lettered): nothing is skipped.
             self._iterators[shard_id] = page.get("NextShardIterator")
@@ -130,6 +208,22 @@ class StreamPump:
         with self._dead_letters.open("a", encoding="utf-8") as sink:
             sink.write(json.dumps(entry, default=str) + "\n")
         logger.warning("record %s sent to %s", record["dynamodb"]["SequenceNumber"], self._dead_letters)
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _describe(exc: Exception) -> tuple[str, str]:
+    """The state a failure puts the pump in (unreachable store, an error code, other), and a line for it.
+
+    Refused, timed out or dropped are one state: a store going down may show all three.
+    """
+    if isinstance(exc, BotoCoreError):
+        return "unavailable", f"store unavailable ({type(exc).__name__})"
+    if isinstance(exc, ClientError):
+        return _code(exc), f"store answered {_code(exc)}"
+    return type(exc).__name__, f"{type(exc).__name__}: {exc}"
 
 
 def lambda_shape(record: dict[str, Any], stream_arn: str) -> dict[str, Any]:

@@ -196,10 +196,11 @@ def _fail_limiter_calls(code: str) -> Any:
     return hook
 
 
-@pytest.fixture
-def limiter_down(dynamodb: CallCounter) -> Iterator[None]:
+@pytest.fixture(params=["AccessDeniedException"])
+def limiter_down(dynamodb: CallCounter, request: pytest.FixtureRequest) -> Iterator[None]:
+    """The limiter's table fails (by default as one the function may not use) while the rest works."""
     events = dynamodb_client().meta.events
-    hook = _fail_limiter_calls("ProvisionedThroughputExceededException")
+    hook = _fail_limiter_calls(request.param)
     events.register_first("before-call.dynamodb", hook)
     yield
     events.unregister("before-call.dynamodb", hook)
@@ -208,6 +209,7 @@ def limiter_down(dynamodb: CallCounter) -> Iterator[None]:
 def test_limiter_failure_fails_open_logged_and_counted(
     alice: Api, limiter_down: None, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str], limits: Any
 ) -> None:
+    """A limiter table that fails for another reason than an outage does not take the API down."""
     limits(metrics_enabled="1")  # metrics are on by default only on deployed stages
     before = ratelimit.FAIL_OPEN_COUNT[0]
     with caplog.at_level("WARNING", logger="contact_notes.ratelimit"):
@@ -227,6 +229,15 @@ def test_limiter_failure_closes_sign_in(anon: Api, limiter_down: None) -> None:
     reply = anon.login("carla")
     problem(reply, 503)
     assert reply.header("retry-after") == "1"
+
+
+@pytest.mark.parametrize("limiter_down", ["ProvisionedThroughputExceededException"], indirect=True)
+def test_throttled_limiter_sheds_load_with_a_503(alice: Api, limiter_down: None) -> None:
+    """Throttling is an outage of the store, not of the limiter: 503 at once, no call to a busy store."""
+    for path in ("/contacts", "/health"):
+        reply = alice.get(path)
+        problem(reply, 503)
+        assert reply.header("retry-after") == "1"
 
 
 # ---- login lockout ------------------------------------------------------------------------------

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import logging
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import boto3
+import pytest
+from moto.server import ThreadedMotoServer
+
 from devtools.stream_pump import StreamPump
+from tests.stack import free_port, poll
 
 
 def _records(*names: str) -> list[dict[str, Any]]:
@@ -49,3 +60,89 @@ def test_a_raising_handler_fails_the_whole_batch(tmp_path: Path) -> None:
     dead = tmp_path / "dead.jsonl"
     _pump(handler, dead).deliver(_records("x"))
     assert len(dead.read_text().splitlines()) == 1
+
+
+# ---- the store going away and coming back ----------------------------------------------------
+
+
+@contextmanager
+def dropping_store(port: int) -> Iterator[list[int]]:
+    """A store that accepts each connection and drops it at once; yields how many it dropped."""
+    dropped = [0]
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", port))
+    listener.listen(8)
+    listener.settimeout(0.05)
+    done = threading.Event()
+
+    def serve() -> None:
+        while not done.is_set():
+            try:
+                connection, _ = listener.accept()
+            except TimeoutError:
+                continue
+            dropped[0] += 1
+            connection.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield dropped
+    finally:
+        done.set()
+        thread.join(timeout=5)
+        listener.close()
+
+
+def _notes_table(endpoint: str) -> Any:
+    client = boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1")
+    client.create_table(
+        TableName="notes",
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+    )
+    return client
+
+
+def test_pump_backs_off_while_the_store_is_down_then_reads_the_recreated_tables_stream(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    seen: list[str] = []
+
+    def handler(event: dict[str, Any]) -> dict[str, Any]:
+        seen.extend(r["dynamodb"]["Keys"]["id"]["S"] for r in event["Records"])
+        return {"batchItemFailures": []}
+
+    store = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    store.start()
+    client = _notes_table(endpoint)
+    pump = StreamPump(endpoint=endpoint, region="us-east-1", table_name="notes", handler=handler,
+                      dead_letters=tmp_path / "dead.jsonl", poll_seconds=0.05)  # fmt: skip
+    with caplog.at_level(logging.INFO, logger="contact_notes.stream_pump"):
+        pump.start()
+        try:
+            client.put_item(TableName="notes", Item={"id": {"S": "before"}})
+            poll(lambda: seen == ["before"])
+            store.stop()
+            with dropping_store(port) as dropped:
+                poll(lambda: dropped[0] >= 4)  # polled again and again, backing off
+            store = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+            store.start()
+            # moto's state outlives its server here; a restarted store has new tables, so make them.
+            client.delete_table(TableName="notes")
+            _notes_table(endpoint).put_item(TableName="notes", Item={"id": {"S": "after"}})
+            poll(lambda: seen == ["before", "after"])
+        finally:
+            pump.stop()
+            store.stop()
+    lines = [r.getMessage() for r in caplog.records if r.name == "contact_notes.stream_pump"]
+    assert all(r.exc_info is None for r in caplog.records)
+    assert sum("store unavailable" in line for line in lines) == 1  # one line for the outage, not one per poll
+    assert any("has a new stream" in line for line in lines), lines
+    assert all(a != b for a, b in itertools.pairwise(lines)), lines
+    assert len(lines) <= 6, lines

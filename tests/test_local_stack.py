@@ -16,14 +16,21 @@ import pytest
 import requests
 from moto.server import ThreadedMotoServer
 
+from devtools.prereqs import CURL
 from tests.conftest import ROOT
 from tests.stack import Stack, free_port, poll, running_stack, signed_in, start_stack
+from tests.system import system_tool
 
 
 @pytest.fixture
 def stack() -> Iterator[Stack]:
     with running_stack() as running:
         yield running
+
+
+@pytest.fixture
+def curl() -> str:
+    return system_tool(CURL)
 
 
 def readme_curl_commands() -> list[str]:
@@ -45,7 +52,7 @@ def run_curl(command: str, port: int, token: str = "") -> dict[str, object]:
     return {"status": int(status), "body": json.loads(body)}
 
 
-def test_readme_curl_flow_works_verbatim(stack: Stack) -> None:
+def test_readme_curl_flow_works_verbatim(curl: str, stack: Stack) -> None:
     register, token, create = readme_curl_commands()
     registered = run_curl(register, stack.port)
     assert registered["status"] == 201

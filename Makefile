@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 STAGE ?= dev
 
-.PHONY: run test lint tables bench openapi assets wheels package deploy install clean
+.PHONY: run test prereqs lint tables bench openapi assets wheels package deploy install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -71,8 +71,14 @@ deploy: package
 	aws cloudformation deploy --template-file build/$(STAGE)/packaged.yaml --stack-name contact-notes-$(STAGE) \
 		--capabilities CAPABILITY_IAM --parameter-overrides $(PARAMETERS)
 
-## Lint, type-check and run the whole suite offline (the browser test needs Debian's chromium).
-test: lint $(ASSETS) $(WHEELS)
+## What the suite drives from outside the virtualenv (Debian's chromium, curl): installed with
+## apt-get where this machine can, else reported (their tests skip; REQUIRE_BROWSER=1 or
+## REQUIRE_CURL=1 make that an error).
+prereqs: | $(BIN)/python
+	$(BIN)/python -m devtools.prereqs --state-dir $(VENV)
+
+## Lint, type-check and run the whole suite offline.
+test: prereqs lint $(ASSETS) $(WHEELS)
 	$(BIN)/python -m pytest
 
 clean:

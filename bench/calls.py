@@ -1,7 +1,8 @@
 """DynamoDB calls per request, per route, counted through botocore's event hooks.
 
-One table of routes serves both `make bench` (which prints it with budgets) and the test
-suite (`tests/test_call_counts.py`, which asserts every count exactly). Budgets, from
+One table of routes serves `make bench` (which prints it with budgets), the test suite
+(`tests/test_call_counts.py`, which asserts every count exactly) and the README's table
+(`python -m bench.calls` rewrites it; a test fails while it differs). Budgets, from
 issue #7, count every call a request makes, the rate limiter's included.
 """
 
@@ -12,6 +13,7 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from bench.inprocess import authorizer_event
@@ -19,6 +21,8 @@ from bench.report import Figure
 from tests.api import PASSWORD
 
 COUNT_EVENT = "before-parameter-build.dynamodb"
+README = Path(__file__).resolve().parent.parent / "README.md"
+README_START, README_END = "<!-- calls:start (python -m bench.calls writes this table) -->", "<!-- calls:end -->"
 NOTES_PER_BATCH = 25  # BatchWriteItem's limit: a contact's notes are deleted 25 at a time
 
 # Budgets on all calls of one request, limiter included.
@@ -219,3 +223,35 @@ def run() -> list[Figure]:
         scans += counter.scans
         figures.append(Figure("calls", "Scans in all of the above", scans, "calls", 0, exact=True))
     return figures
+
+
+def _listed(operations: dict[str, int]) -> str:
+    return ", ".join(f"{n} {op}" for op, n in operations.items()) or "none"
+
+
+def readme_table() -> str:
+    """The README's calls table: per route, the calls on its data, on the rate-limits table (the
+    limiter; sign-in's lockout too) and the total that `make bench` prints."""
+    rows = [
+        "| Request | Answer | Calls on its data | Calls on the rate-limits table | Total |",
+        "|---|---|---|---|---|",
+    ]
+    for route in ROUTES:
+        total = sum(route.calls.values()) + len(route.limiter)
+        limiter = _listed(dict(Counter(route.limiter)))
+        rows.append(f"| {route.name} | {route.status} | {_listed(route.calls)} | {limiter} | {total} |")
+    rows.append("| the authorizer (a Lambda of its own) | – | none | none | 0 |")
+    return "\n".join(rows)
+
+
+def readme_with_table(text: str) -> str:
+    """README text with the calls table between its markers replaced by `readme_table()`."""
+    before, start, rest = text.partition(README_START)
+    _, end, after = rest.partition(README_END)
+    if not (start and end):
+        raise ValueError(f"README.md has no {README_START} ... {README_END} markers")
+    return before + README_START + "\n" + readme_table() + "\n" + README_END + after
+
+
+if __name__ == "__main__":
+    README.write_text(readme_with_table(README.read_text()))

@@ -7,6 +7,7 @@ and serves on HOST:PORT. SIGINT or SIGTERM stops the server and the store cleanl
 
 from __future__ import annotations
 
+import errno
 import functools
 import logging
 import os
@@ -87,7 +88,7 @@ def serve(host: str, port: int) -> None:
     factory = CLIFactory(str(ROOT), environ=os.environ)
     config = factory.create_config_obj(chalice_stage_name=settings.stage)
     app = config.chalice_app
-    server = factory.create_local_server(app, config, host, port)
+    server = _listen_or_exit(factory, app, config, host, port)
     server.server.RequestHandlerClass = functools.partial(_Handler, app_object=app, config=config)
     pump = _start_stream_pump(app, settings)
     tables = ", ".join(created) if created else "existing tables"
@@ -102,6 +103,30 @@ def serve(host: str, port: int) -> None:
         server.server.server_close()
         if pump is not None:
             pump.stop()
+
+
+# What to do about a socket that cannot be bound, by errno: one line, never a traceback.
+_LISTEN_HINTS = {
+    errno.EADDRINUSE: "set PORT to a free port",
+    errno.EACCES: "ports below 1024 need root: set PORT to 1024 or more",
+    errno.EADDRNOTAVAIL: "set HOST to an address of this machine",
+}
+
+
+def _listen_or_exit(factory: Any, app: Any, config: Any, host: str, port: int) -> Any:
+    """Chalice's local server bound to host:port, or exit with one line naming PORT and HOST."""
+    try:
+        return factory.create_local_server(app, config, host, port)
+    except OSError as exc:
+        hint = _LISTEN_HINTS.get(exc.errno or 0, "check HOST and PORT")
+        sys.exit(f"contact-notes: cannot listen on HOST={host} PORT={port}: {exc.strerror or exc}; {hint}")
+
+
+def port_or_exit(text: str) -> int:
+    """PORT as a number, or exit with the reason, as any other bad setting does."""
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        sys.exit(f"contact-notes: invalid configuration: PORT: {text!r} is not a port number (1-65535)")
+    return int(text)
 
 
 class _Handler(ChaliceRequestHandler):
@@ -183,7 +208,7 @@ def main() -> None:
     os.environ.setdefault("STAGE", "local")
     os.environ.setdefault("AWS_DEFAULT_REGION", os.environ.get("AWS_REGION", "us-east-1"))
     host = os.environ.get("HOST") or LOOPBACK
-    port = int(os.environ.get("PORT") or 8000)
+    port = port_or_exit(os.environ.get("PORT") or "8000")
     _stop_on_sigterm()
     try:
         if os.environ.get("DYNAMODB_ENDPOINT"):

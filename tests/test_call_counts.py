@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from chalice.test import Client
 
-from bench.calls import BUDGETS, ROUTES, CallCounter, Route, fill, seed
+from bench.calls import BUDGETS, README, ROUTES, CallCounter, Route, fill, readme_with_table, seed
 from bench.inprocess import authorizer_event
 from tests.conftest import Api
 
@@ -67,3 +67,9 @@ def test_a_page_of_100_is_one_query(alice: Api, dynamodb: CallCounter) -> None:
     page = alice.get(f"/contacts/{contact['id']}/notes?limit=100").json
     assert len(page["items"]) == 100
     assert dynamodb.by_operation() == {"GetItem": 1, "Query": 1}
+
+
+def test_readme_table_is_the_route_table() -> None:
+    """The README's calls table is generated from ROUTES, which the test above asserts."""
+    text = README.read_text()
+    assert text == readme_with_table(text), "README.md's calls table is stale: run `python -m bench.calls`"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -16,14 +17,21 @@ import pytest
 import requests
 
 from devtools.local_stack import embedded_dynamodb
+from devtools.prereqs import CURL
 from tests.conftest import ROOT
 from tests.stack import Stack, free_port, poll, running_stack, signed_in, start_stack
+from tests.system import system_tool
 
 
 @pytest.fixture
 def stack() -> Iterator[Stack]:
     with running_stack() as running:
         yield running
+
+
+@pytest.fixture
+def curl() -> str:
+    return system_tool(CURL)
 
 
 def readme_curl_commands() -> list[str]:
@@ -45,7 +53,7 @@ def run_curl(command: str, port: int, token: str = "") -> dict[str, object]:
     return {"status": int(status), "body": json.loads(body)}
 
 
-def test_readme_curl_flow_works_verbatim(stack: Stack) -> None:
+def test_readme_curl_flow_works_verbatim(curl: str, stack: Stack) -> None:
     register, token, create = readme_curl_commands()
     registered = run_curl(register, stack.port)
     assert registered["status"] == 201
@@ -142,6 +150,36 @@ def test_deployed_stage_without_secret_refuses_to_start() -> None:
     )
     assert done.returncode != 0
     assert "JWT_SECRET" in done.stderr
+
+
+def run_local_stack(**env: str) -> subprocess.CompletedProcess[str]:
+    """`make run`'s entry point until it exits by itself (it fails to start)."""
+    clean = {k: v for k, v in os.environ.items() if k not in {"DYNAMODB_ENDPOINT", "JWT_SECRET", "STAGE"}}
+    command = [sys.executable, "-m", "devtools.local_stack"]
+    environ = {**clean, "ENV_FILE": os.devnull, **env}
+    return subprocess.run(command, cwd=ROOT, env=environ, capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_a_taken_port_is_one_line_naming_port() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = run_local_stack(PORT=str(port))
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [
+        f"contact-notes: cannot listen on HOST=127.0.0.1 PORT={port}: Address already in use; set PORT to a free port"
+    ]
+    assert "Traceback" not in done.stdout + done.stderr
+    assert "serving" not in done.stdout
+
+
+def test_a_port_that_is_not_a_number_is_one_line() -> None:
+    done = run_local_stack(PORT="80a")
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [
+        "contact-notes: invalid configuration: PORT: '80a' is not a port number (1-65535)"
+    ]
 
 
 def _processed(url: str, headers: dict[str, str]) -> dict[str, Any] | None:

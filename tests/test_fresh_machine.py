@@ -115,7 +115,8 @@ def test_a_failed_install_is_not_retried(machine: dict[str, str], fake_apt: Path
 
 
 def pytest_run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args]
+    # One process: the suite's parallel workers would only add start-up time to one file.
+    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-n", "0", *args]
     return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
 
 

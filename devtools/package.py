@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import fcntl
 import importlib.util
 import json
 import marshal
@@ -129,7 +130,13 @@ def package(stage: str, out: Path) -> Bundle:
         env.pop(name, None)  # packaging must not need (or use) credentials
     chalice = str(Path(sys.executable).parent / "chalice")
     command = [chalice, "--project-dir", str(ROOT), "package", "--stage", stage, "--merge-template", str(merge)]
-    done = subprocess.run([*command, str(out)], env=env, cwd=ROOT, capture_output=True, text=True)  # noqa: S603
+    # chalice package caches its built zip under .chalice/deployments by content hash; two
+    # packagers at once (parallel test workers, make bench beside make test) would write and
+    # read the same file. One at a time per project.
+    (ROOT / ".chalice" / "deployments").mkdir(exist_ok=True)
+    with (ROOT / ".chalice" / "deployments" / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        done = subprocess.run([*command, str(out)], env=env, cwd=ROOT, capture_output=True, text=True)  # noqa: S603
     if done.returncode != 0:
         raise RuntimeError(f"chalice package failed (missing wheels? run `make wheels`):\n{done.stderr[-4000:]}")
     zip_path = out / "deployment.zip"

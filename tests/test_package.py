@@ -21,6 +21,9 @@ import pytest
 
 from devtools.package import Bundle, check_runtime, package
 
+# One worker packages each stage once for the whole module (see the module-scoped fixtures).
+pytestmark = pytest.mark.xdist_group("package")
+
 
 def _translate(sam: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     from samtranslator.public.translator import ManagedPolicyLoader

@@ -169,9 +169,12 @@ def _decision(form: tuple[str, str], item: dict[str, int], policy: Policy, now: 
 
 def check(key: str, policy: Policy) -> Decision:
     """Admit or refuse one request for `key`: normally exactly one conditional UpdateItem."""
-    now = _now_us()
     state = _hints.get(key)
     for _ in range(3):
+        # The clock is read again for each attempt: a refusal can be due only to our own sample
+        # being older than another request's write (it waited for the network, or a CPU), and
+        # deciding again with that stale time would refuse a request the bucket has room for.
+        now = _now_us()
         form = _form(state, policy, now)
         ok, item = store.limiter_update(key, *form, values=_values(form, state or {}, policy, now))
         if ok:

@@ -183,6 +183,28 @@ def test_concurrent_requests_never_exceed_the_burst(atomic_moto: None) -> None:
     assert outcomes.count(True) == 5
 
 
+def test_a_request_whose_clock_sample_is_overtaken_is_still_admitted(dynamodb: CallCounter) -> None:
+    """Two requests of one caller were admitted between this request reading the clock and its
+    update reaching the table (it waited for the network, or a CPU). One slot is left: this
+    request must get it, not be refused for its own stale sample."""
+    policy = ratelimit.Policy("default", burst=3, per_second=0.01, backoff_max_us=60_000_000)
+    events = dynamodb_client().meta.events
+    overtaken: list[bool] = []
+
+    def others_first(**_: Any) -> None:
+        if not overtaken:  # once, before this request's first update is sent
+            overtaken.append(True)
+            assert [ratelimit.check("user#raced", policy).allowed for _ in range(2)] == [True, True]
+
+    events.register_first("before-send.dynamodb.UpdateItem", others_first)
+    try:
+        decision = ratelimit.check("user#raced", policy)
+    finally:
+        events.unregister("before-send.dynamodb.UpdateItem", others_first)
+    assert overtaken and decision.allowed
+    assert not ratelimit.check("user#raced", policy).allowed  # and the burst is spent
+
+
 # ---- limiter table failure ------------------------------------------------------------------
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from chalicelib import observability
 from chalicelib.config import Settings, forget_secrets, load_settings
 from chalicelib.models import bind_models
 from chalicelib.ratelimit import reset_hints
@@ -11,9 +12,10 @@ from chalicelib.ratelimit import reset_hints
 
 @lru_cache(maxsize=1)
 def settings() -> Settings:
-    """Settings for this process, read from the environment once, with the models pointed
-    at their tables."""
+    """Settings for this process, read from the environment once, with AWS calls traced
+    where tracing is on and the models pointed at their tables."""
     current = load_settings()
+    observability.trace_aws_calls()
     bind_models(current)
     return current
 

@@ -273,6 +273,31 @@ def test_a_rotated_secret_is_used_once_the_one_in_hand_is_older_than_its_max_age
                           audience="contact-notes-api")["sub"] == user["id"]  # fmt: skip
 
 
+def test_a_secret_that_cannot_be_read_again_is_kept_until_it_can(
+    dynamodb: object, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Once read, an outage of Secrets Manager does not stop the API: the key in hand is used."""
+    from app import app
+
+    secrets_manager = boto3.client("secretsmanager", region_name="us-east-1")
+    secret = secrets_manager.create_secret(Name="contact-notes/jwt", SecretString="k" * 64)
+    monkeypatch.delenv("JWT_SECRET")
+    monkeypatch.setenv("JWT_SECRET_ARN", secret["ARN"])
+    monkeypatch.setenv("JWT_SECRET_MAX_AGE_SECONDS", "1")
+    runtime.reset()
+    with Client(app, stage_name="dev", project_dir=str(ROOT)) as client, caplog.at_level(logging.WARNING):
+        api = Api(client)
+        assert api.register("kept").status == 201
+        token = api.login("kept").json["access_token"]
+        secrets_manager.delete_secret(SecretId=secret["ARN"], ForceDeleteWithoutRecovery=True)
+
+        def refresh_failed_and_still_serving() -> bool:
+            assert Api(client, token=token).get("/auth/me").status == 200
+            return any("keeping the signing secret" in r.getMessage() for r in caplog.records)
+
+        poll(refresh_failed_and_still_serving, 15)
+
+
 def test_unreadable_secret_refuses_to_serve(dynamodb: object, monkeypatch: pytest.MonkeyPatch) -> None:
     from app import app
 

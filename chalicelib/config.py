@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import os
 import secrets
-from functools import lru_cache
-from typing import Literal
+import threading
+import time
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -15,7 +16,6 @@ Stage = Literal["local", "dev", "prod"]
 # Environment variable names, in one place.
 ENV_JWT_SECRET = "JWT_SECRET"  # noqa: S105 (the variable's name)
 ENV_JWT_SECRET_ARN = "JWT_SECRET_ARN"  # noqa: S105 (the variable's name)
-SECRET_CACHE_SECONDS = 300
 
 MIN_SECRET_BYTES = 32
 
@@ -36,9 +36,14 @@ class Settings(BaseModel):
     contacts_table: str = "contact-notes-contacts"
     notes_table: str = "contact-notes-notes"
     rate_limits_table: str = "contact-notes-rate-limits"
+    # The signing key: JWT_SECRET (local runs, tests), or on the deployed stages the Secrets
+    # Manager secret JWT_SECRET_ARN names, read when first needed and again once it is older
+    # than jwt_secret_max_age_seconds (so a rotated key is used without new containers).
     # Optional here so that functions which sign nothing (the stream normalizer) can run;
     # everything that signs or verifies goes through `signing_secret`, which refuses.
     jwt_secret: str | None = Field(default=None, repr=False)
+    jwt_secret_arn: str | None = None
+    jwt_secret_max_age_seconds: int = Field(default=300, ge=1, le=86_400)
     jwt_issuer: str = "contact-notes"
     jwt_audience: str = "contact-notes-api"
     access_token_ttl_seconds: int = Field(default=1800, ge=60, le=86400)
@@ -79,10 +84,16 @@ class Settings(BaseModel):
 
     @property
     def signing_secret(self) -> str:
-        """The key for tokens and cursors; a deployed stage without one refuses to serve."""
-        if self.jwt_secret is None:
-            raise ConfigError(f"invalid configuration: {ENV_JWT_SECRET}: required on stage {self.stage}")
-        return self.jwt_secret
+        """The key for tokens and cursors; a deployed stage without one refuses to serve.
+
+        Never stored in the settings: a secret from Secrets Manager comes from the process's
+        cache, which reads it again once it is older than jwt_secret_max_age_seconds.
+        """
+        if self.jwt_secret is not None:
+            return self.jwt_secret
+        if self.jwt_secret_arn is not None:
+            return _SECRETS.get(self.jwt_secret_arn, self.jwt_secret_max_age_seconds, self.aws_region)
+        raise ConfigError(f"invalid configuration: {ENV_JWT_SECRET}: required on stage {self.stage}")
 
     @property
     def is_local(self) -> bool:
@@ -115,9 +126,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
             values[field] = raw
     if "aws_region" not in values and env.get("AWS_DEFAULT_REGION"):
         values["aws_region"] = env["AWS_DEFAULT_REGION"]
-    if "jwt_secret" not in values and env.get(ENV_JWT_SECRET_ARN, "").strip():
-        values["jwt_secret"] = _secret_from_secrets_manager(env[ENV_JWT_SECRET_ARN].strip())
-    if values.get("stage", "local") == "local":
+    if values.get("stage", "local") == "local" and "jwt_secret_arn" not in values:
         values.setdefault("jwt_secret", _LOCAL_SECRET)
     try:
         return Settings.model_validate(values)
@@ -129,24 +138,68 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         raise ConfigError(f"invalid configuration: {problems}") from None
 
 
-def _secret_from_secrets_manager(secret_id: str) -> str:
-    """The deployed stages' signing key: AWS Secrets Manager via Powertools' parameters
-    utility (cached), so it is never in the template or an environment variable in clear."""
-    from aws_lambda_powertools.utilities import parameters  # only deployed stages pay this import
+class _SecretCache:
+    """Secrets Manager values, each read on first use and again once older than its max age.
 
-    try:
-        value = parameters.get_secret(secret_id, max_age=SECRET_CACHE_SECONDS)
-    except parameters.exceptions.GetParameterError as exc:
-        raise ConfigError(f"invalid configuration: {ENV_JWT_SECRET_ARN}: cannot read the secret ({exc})") from None
-    return str(value)
+    A plain botocore client made from the models' botocore session: a session of its own
+    costs a cold start about 35 ms, and Powertools' parameters utility about 25 ms more for
+    importing boto3 (measured, BENCHMARKS.md). Should a refresh fail, the value in hand is
+    kept for another max age (an outage of Secrets Manager must not stop the API); with no
+    value yet, the service refuses to serve.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._values: dict[str, tuple[str, float]] = {}  # secret id -> (value, read at, monotonic)
+        self._client: Any = None
+
+    def get(self, secret_id: str, max_age: float, region: str) -> str:
+        cached = self._values.get(secret_id)
+        if cached is not None and time.monotonic() - cached[1] < max_age:
+            return cached[0]
+        with self._lock:
+            cached = self._values.get(secret_id)
+            if cached is None or time.monotonic() - cached[1] >= max_age:
+                cached = (self._read(secret_id, region, cached), time.monotonic())
+                self._values[secret_id] = cached
+            return cached[0]
+
+    def _read(self, secret_id: str, region: str, cached: tuple[str, float] | None) -> str:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            value = str(self._secrets_manager(region).get_secret_value(SecretId=secret_id)["SecretString"])
+        except (BotoCoreError, ClientError, KeyError) as exc:
+            if cached is not None:
+                _log_stale_secret(exc)
+                return cached[0]
+            raise ConfigError(f"invalid configuration: {ENV_JWT_SECRET_ARN}: cannot read the secret ({exc})") from None
+        if len(value.encode()) < MIN_SECRET_BYTES:
+            raise ConfigError(f"invalid configuration: {ENV_JWT_SECRET_ARN}: must be at least {MIN_SECRET_BYTES} bytes")
+        return value
+
+    def _secrets_manager(self, region: str) -> Any:
+        if self._client is None:
+            from chalicelib.models import aws_session  # the session the DynamoDB client shares
+
+            self._client = aws_session().create_client("secretsmanager", region_name=region)
+        return self._client
+
+    def clear(self) -> None:
+        with self._lock:
+            self._values.clear()
+            self._client = None
 
 
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    """The process-wide settings, read once on first use."""
-    return load_settings()
+def _log_stale_secret(exc: Exception) -> None:
+    import logging
+
+    logging.getLogger("contact_notes").warning("keeping the signing secret in hand: cannot read it again (%s)", exc)
 
 
-def reset_settings() -> None:
-    """Forget cached settings (tests and the local runner change the environment)."""
-    get_settings.cache_clear()
+_SECRETS = _SecretCache()
+
+
+def forget_secrets() -> None:
+    """Read secrets afresh on next use (tests, the local runner)."""
+    _SECRETS.clear()

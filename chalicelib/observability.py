@@ -5,7 +5,8 @@
   Nothing logs request bodies, note text, passwords or tokens.
 - Metrics: CloudWatch embedded-metric-format lines (requests by route and status, 429s,
   normalizer outcomes, limiter fail-open), on deployed stages or when METRICS_ENABLED=1.
-- Tracing: one Powertools Tracer patching botocore, created only inside Lambda.
+- Tracing: every AWS call (DynamoDB, Secrets Manager) is an X-Ray subsegment inside Lambda,
+  by patching botocore once the first time settings are read; nothing is imported elsewhere.
 """
 
 from __future__ import annotations
@@ -66,21 +67,33 @@ def configure(settings: Settings) -> None:
         logger.propagate = True
     _state["config"] = wanted
     _state["metrics"] = settings.metrics_enabled
-    if "tracer" not in _state:
-        _state["tracer"] = _tracer()
 
 
-def _tracer() -> Any:
-    """One Tracer patching botocore, inside Lambda only.
+def tracing_on() -> bool:
+    """Whether X-Ray tracing is on, decided as Powertools' Tracer decides: inside Lambda
+    (LAMBDA_TASK_ROOT), not in SAM's or Chalice's local emulators, unless POWERTOOLS_TRACE_DISABLED."""
+    env = os.environ
+    if not env.get("LAMBDA_TASK_ROOT") or env.get("AWS_SAM_LOCAL") or env.get("AWS_CHALICE_CLI_MODE"):
+        return False
+    return env.get("POWERTOOLS_TRACE_DISABLED", "false").strip().lower() not in {"1", "true", "yes", "on", "y"}
 
-    Outside Lambda there is nowhere to send traces, and importing the X-Ray SDK costs about
-    a quarter of a second of start-up (measured with -X importtime), so it is not loaded.
+
+def trace_aws_calls() -> bool:
+    """Patch botocore for X-Ray once, if tracing is on; return whether it is.
+
+    Only the X-Ray SDK's botocore patch is loaded, not Powertools' Tracer around it, and only
+    where traces can go: outside Lambda, importing the SDK is pure start-up cost (and builds
+    an X-Ray client for its sampler). Inside Lambda the recorder sends every subsegment to the
+    daemon as soon as it closes (Lambda's context), which is what the Tracer would configure.
     """
-    if not os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
-        return None
-    from aws_lambda_powertools import Tracer
+    if "tracing" not in _state:
+        on = tracing_on()
+        if on:
+            from aws_xray_sdk.core import patch
 
-    return Tracer(service=SERVICE, patch_modules=["botocore"])
+            patch(["botocore"])
+        _state["tracing"] = on
+    return bool(_state["tracing"])
 
 
 def count(name: str, value: float = 1, **dimensions: str) -> None:

@@ -11,8 +11,10 @@ import pytest
 from chalice.test import Client
 
 from chalicelib import runtime
+from chalicelib.auth import issue_token
 from chalicelib.config import ConfigError, load_settings
 from tests.conftest import ROOT, Api, dynamodb_error, problem
+from tests.stack import poll
 
 
 def test_problem_carries_request_id_and_instance(alice: Api) -> None:
@@ -79,7 +81,7 @@ def test_settings_explain_what_is_wrong() -> None:
         load_settings({"STAGE": "staging", "JWT_SECRET": "x" * 40})
     local = load_settings({})
     assert local.stage == "local" and len(local.signing_secret) >= 32
-    assert "jwt_secret" not in repr(local)
+    assert local.signing_secret not in repr(local) and "jwt_secret=" not in repr(local)
 
 
 def _throttle_next_call(counter: object) -> object:
@@ -238,6 +240,62 @@ def test_deployed_stage_reads_its_secret_from_secrets_manager(
         token = api.login("secret_user").json["access_token"]
         assert jwt.decode(token, "k" * 64, algorithms=["HS256"], audience="contact-notes-api")["sub"]
         assert Api(client, token=token).get("/auth/me").status == 200
+
+
+def test_a_rotated_secret_is_used_once_the_one_in_hand_is_older_than_its_max_age(
+    dynamodb: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The secret is cached for JWT_SECRET_MAX_AGE_SECONDS, then read again: rotating it in
+    Secrets Manager takes effect in running containers, no new process needed."""
+    from app import app
+
+    old_key, new_key = "o" * 64, "n" * 64
+    secrets_manager = boto3.client("secretsmanager", region_name="us-east-1")
+    secret = secrets_manager.create_secret(Name="contact-notes/jwt", SecretString=old_key)
+    monkeypatch.delenv("JWT_SECRET")
+    monkeypatch.setenv("JWT_SECRET_ARN", secret["ARN"])
+    monkeypatch.setenv("JWT_SECRET_MAX_AGE_SECONDS", "1")
+    runtime.reset()
+    with Client(app, stage_name="dev", project_dir=str(ROOT)) as client:
+        api = Api(client)
+        user = api.register("rotating").json
+        old_token = api.login("rotating").json["access_token"]
+        assert jwt.decode(old_token, old_key, algorithms=["HS256"], audience="contact-notes-api")["sub"]
+        secrets_manager.put_secret_value(SecretId=secret["ARN"], SecretString=new_key)
+        new_token, _ = issue_token(load_settings({"JWT_SECRET": new_key}), user["id"])
+
+        def signed_with_the_new_key_accepted() -> bool:
+            return Api(client, token=new_token).get("/auth/me").status == 200
+
+        poll(signed_with_the_new_key_accepted, 15)
+        assert Api(client, token=old_token).get("/auth/me").status == 401
+        assert jwt.decode(api.login("rotating").json["access_token"], new_key, algorithms=["HS256"],
+                          audience="contact-notes-api")["sub"] == user["id"]  # fmt: skip
+
+
+def test_a_secret_that_cannot_be_read_again_is_kept_until_it_can(
+    dynamodb: object, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Once read, an outage of Secrets Manager does not stop the API: the key in hand is used."""
+    from app import app
+
+    secrets_manager = boto3.client("secretsmanager", region_name="us-east-1")
+    secret = secrets_manager.create_secret(Name="contact-notes/jwt", SecretString="k" * 64)
+    monkeypatch.delenv("JWT_SECRET")
+    monkeypatch.setenv("JWT_SECRET_ARN", secret["ARN"])
+    monkeypatch.setenv("JWT_SECRET_MAX_AGE_SECONDS", "1")
+    runtime.reset()
+    with Client(app, stage_name="dev", project_dir=str(ROOT)) as client, caplog.at_level(logging.WARNING):
+        api = Api(client)
+        assert api.register("kept").status == 201
+        token = api.login("kept").json["access_token"]
+        secrets_manager.delete_secret(SecretId=secret["ARN"], ForceDeleteWithoutRecovery=True)
+
+        def refresh_failed_and_still_serving() -> bool:
+            assert Api(client, token=token).get("/auth/me").status == 200
+            return any("keeping the signing secret" in r.getMessage() for r in caplog.records)
+
+        poll(refresh_failed_and_still_serving, 15)
 
 
 def test_unreadable_secret_refuses_to_serve(dynamodb: object, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
+import subprocess
+import sys
 from typing import Any
 
 import boto3
 import pytest
 from chalice.test import Client
 
-from chalicelib import observability
-from tests.conftest import Api
+from tests.conftest import ROOT, Api
 from tests.streams import event, record, stored
 
 SECRET_TEXT = "the-private-note-text-4711"
@@ -86,17 +89,60 @@ def test_normalizer_outcomes_are_counted(deployed_like: None, alice: Api, chalic
     assert names == ["NotesNormalized", "StaleRecordsSkipped"]
 
 
-def test_tracer_is_set_up_once_and_only_inside_lambda(alice: Api, monkeypatch: pytest.MonkeyPatch) -> None:
-    from aws_lambda_powertools import Tracer
+# A fresh interpreter answering one request the way the API function does, over moto:
+# whether the X-Ray SDK was loaded at all, and what reached the daemon's address.
+FIRST_REQUEST = """
+import json, sys
+from moto import mock_aws
+from bench.inprocess import proxy_event
+with mock_aws():
+    from chalicelib import runtime
+    from chalicelib.models import create_tables
+    create_tables(runtime.settings())
+    import app
+    event = proxy_event("GET", "/api/v1/contacts", "/api/v1/contacts", None, authorizer={
+        "user_id": "01M8FP1CYTGFW5FGC7TXSJ3ETH", "owner_id": "01M8FP1CYTGFW5FGC7TXSJ3ETH", "exp": "9999999999"})
+    assert app.app(event, None)["statusCode"] == 200
+print(json.dumps("aws_xray_sdk" in sys.modules))
+"""
+TRACE_HEADER = "Root=1-67a1b2c3-0123456789abcdef01234567;Parent=0123456789abcdef;Sampled=1"
 
-    observability._state.clear()
-    alice.get("/contacts")
-    assert observability._state["tracer"] is None  # no X-Ray SDK import outside Lambda
-    observability._state.clear()
-    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "contact-notes-dev")
-    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")  # nothing to send traces to in a test
-    alice.get("/contacts")
-    tracer = observability._state["tracer"]
-    assert isinstance(tracer, Tracer)
-    alice.get("/contacts")
-    assert observability._state["tracer"] is tracer
+
+LAMBDA_ONLY = {"AWS_LAMBDA_FUNCTION_NAME", "LAMBDA_TASK_ROOT", "POWERTOOLS_TRACE_DISABLED", "_X_AMZN_TRACE_ID"}
+
+
+def _first_request(env: dict[str, str]) -> bool:
+    clean = {k: v for k, v in os.environ.items() if k not in LAMBDA_ONLY}
+    done = subprocess.run([sys.executable, "-c", FIRST_REQUEST], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120, env={**clean, "PYTHONPATH": str(ROOT), **env})  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    return bool(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def test_no_xray_sdk_is_loaded_where_tracing_is_off() -> None:
+    assert _first_request({}) is False  # outside Lambda
+    lambda_env = {"LAMBDA_TASK_ROOT": str(ROOT), "AWS_LAMBDA_FUNCTION_NAME": "contact-notes-dev"}
+    assert _first_request({**lambda_env, "POWERTOOLS_TRACE_DISABLED": "true"}) is False
+
+
+def test_dynamodb_calls_are_traced_inside_lambda() -> None:
+    """Inside Lambda every DynamoDB call is an X-Ray subsegment sent to the daemon (here a
+    socket of this test on loopback)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as daemon:
+        daemon.bind(("127.0.0.1", 0))
+        daemon.settimeout(10)
+        address = f"127.0.0.1:{daemon.getsockname()[1]}"
+        env = {"LAMBDA_TASK_ROOT": str(ROOT), "AWS_LAMBDA_FUNCTION_NAME": "contact-notes-dev",
+               "_X_AMZN_TRACE_ID": TRACE_HEADER, "AWS_XRAY_DAEMON_ADDRESS": address}  # fmt: skip
+        assert _first_request(env) is True
+        operations = set()
+        daemon.settimeout(0.5)
+        try:
+            while True:
+                _, document = daemon.recv(65536).decode().split("\n", 1)
+                segment = json.loads(document)
+                if segment.get("namespace") == "aws" and segment.get("name") == "dynamodb":
+                    operations.add(segment["aws"]["operation"])
+        except TimeoutError:
+            pass
+    assert {"UpdateItem", "Query"} <= operations, operations

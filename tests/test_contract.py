@@ -37,9 +37,6 @@ peers = ["alice", "bob"]
 """
 
 
-pytestmark = pytest.mark.xdist_group("stack")  # with the other users of the shared stack
-
-
 @pytest.fixture
 def contract_stack(shared_stack: Stack) -> Stack:
     return shared_stack  # high rate limits: fuzzing sends thousands of requests

@@ -25,9 +25,6 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 ARTIFACTS = ROOT / "test-artifacts"
 
 
-pytestmark = pytest.mark.xdist_group("stack")  # with the other users of the shared stack
-
-
 @pytest.fixture
 def chromium() -> str:
     return system_tool(CHROMIUM)

@@ -157,9 +157,6 @@ def deployed(client: Client, case: Case) -> Answer:
 # ---- the local sides ---------------------------------------------------------------------------
 
 
-pytestmark = pytest.mark.xdist_group("stack")  # with the other users of the shared stack
-
-
 @pytest.fixture
 def stack(shared_stack: Stack) -> Stack:
     return shared_stack

@@ -21,9 +21,6 @@ import pytest
 
 from devtools.package import Bundle, check_runtime, package
 
-# One worker packages each stage once for the whole module (see the module-scoped fixtures).
-pytestmark = pytest.mark.xdist_group("package")
-
 
 def _translate(sam: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     from samtranslator.public.translator import ManagedPolicyLoader
@@ -41,17 +38,29 @@ def _translate(sam: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> dict[str
     return transform(sam, keys, ManagedPolicyLoader(NoIam()))  # type: ignore[no-any-return]
 
 
+_PACKAGED: dict[str, tuple[Bundle, dict[str, Any]]] = {}  # stage -> bundle, translated template
+
+
+def _packaged(stage: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[Bundle, dict[str, Any]]:
+    """Each stage packaged and translated once per worker, however the tests are ordered (the
+    parallel scheduler may interleave the stages, which would rebuild a module fixture)."""
+    if stage not in _PACKAGED:
+        bundle = package(stage, tmp_path_factory.mktemp(stage))
+        with pytest.MonkeyPatch.context() as monkeypatch:
+            _PACKAGED[stage] = bundle, _translate(json.loads(bundle.template.read_text()), monkeypatch)
+    return _PACKAGED[stage]
+
+
 @pytest.fixture(scope="module", params=["dev", "prod"])
 def built(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Bundle]:
     stage = str(request.param)
-    return stage, package(stage, tmp_path_factory.mktemp(stage))
+    return stage, _packaged(stage, tmp_path_factory)[0]
 
 
 @pytest.fixture(scope="module")
-def cfn(built: tuple[str, Bundle]) -> dict[str, Any]:
+def cfn(built: tuple[str, Bundle], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """Translated once per stage; the tests only read it."""
-    with pytest.MonkeyPatch.context() as monkeypatch:
-        return _translate(json.loads(built[1].template.read_text()), monkeypatch)
+    return _packaged(built[0], tmp_path_factory)[1]
 
 
 def _of_type(template: dict[str, Any], kind: str) -> list[dict[str, Any]]:

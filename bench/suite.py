@@ -31,7 +31,8 @@ def run() -> list[Figure]:
     summary = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else done.stderr[-500:]
     passed = re.search(r"(\d+) passed", summary)
     if done.returncode != 0:
-        raise RuntimeError(f"the suite failed, so its time means nothing: {summary}")
+        failed = [line for line in done.stdout.splitlines() if line.startswith(("FAILED", "ERROR"))]
+        raise RuntimeError(f"the suite failed, so its time means nothing: {summary}\n" + "\n".join(failed))
     return [
         Figure("suite", "make test's suite, wall time (parallel workers)", seconds, "s", budget=BUDGET_SECONDS),
         Figure("suite", "  tests run", float(passed.group(1)) if passed else 0.0, "tests", budget=None),

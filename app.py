@@ -56,6 +56,7 @@ from chalicelib.schemas import (
 )
 from chalicelib.web import (
     FORM_TYPES,
+    HTTP_METHODS,
     JSON_TYPES,
     SECURITY_HEADERS,
     etag,
@@ -173,6 +174,8 @@ def edge(event: Request, get_response: Callable[[Request], Response]) -> Respons
     except ConfigError:
         logger.exception("refusing requests: invalid configuration", extra={"request_id": request_id(event)})
         return _finish(problem_response(Misconfigured("The service is not configured."), event), event)
+    except AppError as error:  # the signing secret cannot be read now (logged where it was read)
+        return _finish(problem_response(error, event), event)
     observability.configure(current)
     if _token_expired(event):
         return _finish(problem_response(Unauthorized("The access token has expired."), event), event)
@@ -467,8 +470,6 @@ def docs_asset(name: str) -> Response:
 
 # ---- methods a resource does not have ----------------------------------------------------
 
-STANDARD_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
-
 
 ALLOWED: dict[str, list[str]] = {}  # resource path -> the methods it really has
 
@@ -493,8 +494,8 @@ def _refuse_other_methods() -> None:
     """
     view = handle_errors(method_not_allowed, _request)
     for path, entries in list(app.routes.items()):
-        ALLOWED[path] = [method for method in STANDARD_METHODS if method in entries]
-        missing = [method for method in STANDARD_METHODS if method not in entries]
+        ALLOWED[path] = [method for method in HTTP_METHODS if method in entries]
+        missing = [method for method in HTTP_METHODS if method not in entries]
         if missing:
             app.route(path, methods=missing, content_types=["*/*"])(view)
 

@@ -173,6 +173,11 @@ class _SecretCache:
             if cached is not None:
                 _log_stale_secret(exc)
                 return cached[0]
+            from chalicelib.outage import as_service_unavailable
+
+            unavailable = as_service_unavailable(exc, "Secrets Manager", "SecretUnavailable")
+            if unavailable is not None:  # unreachable or throttling: a 503 the client may retry
+                raise unavailable from None
             raise ConfigError(f"invalid configuration: {ENV_JWT_SECRET_ARN}: cannot read the secret ({exc})") from None
         if len(value.encode()) < MIN_SECRET_BYTES:
             raise ConfigError(f"invalid configuration: {ENV_JWT_SECRET_ARN}: must be at least {MIN_SECRET_BYTES} bytes")
@@ -180,9 +185,14 @@ class _SecretCache:
 
     def _secrets_manager(self, region: str) -> Any:
         if self._client is None:
+            from botocore.config import Config
+
             from chalicelib.models import aws_session  # the session the DynamoDB client shares
 
-            self._client = aws_session().create_client("secretsmanager", region_name=region)
+            # Bounded like the DynamoDB client (models.py): a slow Secrets Manager must become a
+            # 503 well inside the functions' timeouts (the authorizer's is 5 s), not a hang.
+            bounds = Config(connect_timeout=1, read_timeout=2, retries={"mode": "standard", "total_max_attempts": 2})
+            self._client = aws_session().create_client("secretsmanager", region_name=region, config=bounds)
         return self._client
 
     def clear(self) -> None:

@@ -26,12 +26,14 @@ EMAIL_PREFIX = "EMAIL#"
 #   one call      <= attempts x (connect + read) + botocore's pause between attempts
 #                  = 2 x (0.5 + 1.0) + 1.0 (standard mode: random, up to 1 s after a
 #                    throttling answer, up to 25 ms after any other failure)          =  4 s
-#   one request   <= 4 calls (the most any route makes: sign-in, deleting a contact and
-#                  its notes; see bench/calls.py) x 4 s                               = 16 s
-# Only a store that answers each call just in time on its last attempt gets there. A store
-# that is down fails the request's first call: a 503 within 4 s (black-holed: about 2 s;
-# refused: at once). DynamoDB answers in milliseconds, so one retry still covers a dropped
-# keep-alive connection or a lone slow answer. tests/test_store_outage.py checks this
+#   one request   <= 4 calls (what sign-in makes, and deleting a contact with up to 25
+#                  notes; see bench/calls.py) x 4 s                                   = 16 s
+# Not a hard bound: a contact with more notes takes one BatchWriteItem per 25 and one Query
+# per page, and the limiter or a transaction may try again on a conflict. Only a store that
+# answers each call just in time on its last attempt gets near it. A store that is down
+# fails the request's first call: a 503 within 4 s (black-holed: about 2 s; refused: at
+# once). DynamoDB answers in milliseconds, so one retry still covers a dropped keep-alive
+# connection or a lone slow answer. tests/test_store_outage.py checks this
 # arithmetic on the client the models really use.
 CONNECT_TIMEOUT_SECONDS = 0.5
 READ_TIMEOUT_SECONDS = 1.0

@@ -6,24 +6,21 @@ failures become domain errors here; throttling and outages become ServiceUnavail
 
 from __future__ import annotations
 
-import logging
 import random
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
-from botocore.exceptions import ConnectionError as EndpointUnreachable
+from botocore.exceptions import BotoCoreError, ClientError
 from pynamodb.connection import Connection
 from pynamodb.constants import ALL_OLD, NONE
-from pynamodb.exceptions import PynamoDBException, TransactWriteError
+from pynamodb.exceptions import PutError, PynamoDBException, TransactWriteError
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
 from pynamodb.transactions import TransactWrite
 
-from chalicelib import observability
-from chalicelib.errors import Conflict, NotFound, PreconditionFailed, ServiceUnavailable
+from chalicelib.errors import Conflict, NotFound, PreconditionFailed
 from chalicelib.models import (
     EMAIL_PREFIX,
     FAILED,
@@ -40,41 +37,9 @@ from chalicelib.models import (
     query_contact_notes,
 )
 from chalicelib.normalize import NORMALIZER_VERSION
-
-logger = logging.getLogger("contact_notes.store")
+from chalicelib.outage import as_service_unavailable, unavailable
 
 CONDITION_FAILED = "ConditionalCheckFailedException"
-_BUSY = {
-    "ProvisionedThroughputExceededException",
-    "ThrottlingException",
-    "RequestLimitExceeded",
-    "InternalServerError",
-    "ServiceUnavailable",
-    "TransactionConflictException",
-}
-# Refused, unresolvable, connect or read timeout, connection reset or closed: botocore's
-# transport failures, raised after its own retries (models.py bounds them).
-_UNREACHABLE = (EndpointUnreachable, HTTPClientError)
-UNREACHABLE_RETRY_AFTER = 5  # seconds: an outage lasts longer than a throttling burst
-
-
-def as_service_unavailable(exc: BaseException) -> ServiceUnavailable | None:
-    """The 503 for a failure that means the store cannot answer now, or None for any other.
-
-    Unreachable, timing out or throttling: the one place that decides it, used by every
-    store call and by the HTTP edge's safety net. Each such failure is logged as one line
-    (its class, no traceback) and counted (metric `StoreUnavailable`).
-    """
-    cause = exc.cause if isinstance(exc, PynamoDBException) else exc  # PynamoDB wraps botocore's error
-    if isinstance(cause, _UNREACHABLE):
-        reason, detail, retry_after = type(cause).__name__, "cannot be reached", UNREACHABLE_RETRY_AFTER
-    elif isinstance(cause, ClientError) and cause.response.get("Error", {}).get("Code") in _BUSY:
-        reason, detail, retry_after = str(cause.response["Error"]["Code"]), "is busy", 1
-    else:
-        return None
-    logger.warning("DynamoDB unavailable (%s): answering 503", reason)
-    observability.count("StoreUnavailable")
-    return ServiceUnavailable(f"The database {detail}; retry shortly.", headers={"Retry-After": str(retry_after)})
 
 
 @contextmanager
@@ -122,7 +87,7 @@ def _transact(model: type[Any], token: str, write: Callable[[TransactWrite], Non
             if not codes or any(code not in _RETRYABLE_CANCELLATIONS for code in codes if code != "None"):
                 raise
             conflict = exc
-    raise ServiceUnavailable("Busy: retry shortly.", headers={"Retry-After": "1"}) from conflict
+    raise unavailable("DynamoDB", "TransactionConflict, retries exhausted", "is busy", 1) from conflict
 
 
 _RETRYABLE_CANCELLATIONS = {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"}
@@ -327,12 +292,21 @@ def query_notes(owner_id: str, contact_id: str, limit: int, after_id: str | None
 
 
 def delete_notes_of_contact(owner_id: str, contact_id: str) -> None:
-    """Remove every note of a contact: a keys-only Query per page and batched deletes."""
-    with _dynamodb_errors():
-        keys = query_contact_notes(owner_id, contact_id, attributes_to_get=["owner_id", "note_id"])
-        with Note.batch_write() as batch:
-            for note in keys:
-                batch.delete(note)
+    """Remove every note of a contact: a keys-only Query per page and batched deletes.
+
+    Items DynamoDB leaves unprocessed (throttling) are a 503: the client repeats the DELETE,
+    which sweeps what is left (services.delete_contact), so no note is orphaned.
+    """
+    try:
+        with _dynamodb_errors():
+            keys = query_contact_notes(owner_id, contact_id, attributes_to_get=["owner_id", "note_id"])
+            with Note.batch_write() as batch:
+                for note in keys:
+                    batch.delete(note)
+    except PutError as exc:
+        if exc.cause is not None:
+            raise
+        raise unavailable("DynamoDB", "BatchWriteItem left items unprocessed", "is busy", 1) from exc
 
 
 # ---- normalizer write-back ---------------------------------------------------------------

@@ -27,14 +27,16 @@ from chalicelib.errors import (
     UnsupportedMediaType,
     ValidationFailed,
 )
+from chalicelib.outage import as_service_unavailable
 from chalicelib.schemas import body_alias_keys
-from chalicelib.store import as_service_unavailable
 
 logger = logging.getLogger("contact_notes")
 
 PROBLEM_JSON = "application/problem+json"
 JSON_TYPES = ["application/json", "application/merge-patch+json"]
 FORM_TYPES = ["application/x-www-form-urlencoded"]
+# The methods an API Gateway REST API can define on a resource (ANY aside).
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Cache-Control": "no-store",

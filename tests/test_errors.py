@@ -312,3 +312,36 @@ def test_unreadable_secret_refuses_to_serve(dynamodb: object, monkeypatch: pytes
         reply = client.http.get("/api/v1/health")
     assert reply.status_code == 500
     assert b"misconfigured" in reply.body
+
+
+def test_an_unreachable_secrets_manager_on_first_read_is_a_503(
+    dynamodb: object, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No key in hand yet and Secrets Manager cannot be reached: a 503 the client may retry,
+    one line in the log, not a 500 with a traceback."""
+    from botocore.exceptions import EndpointConnectionError
+
+    from app import app
+    from chalicelib.models import aws_session
+
+    monkeypatch.delenv("JWT_SECRET")
+    monkeypatch.setenv("JWT_SECRET_ARN", "arn:aws:secretsmanager:us-east-1:123456789012:secret:jwt-AbCdEf")
+    runtime.reset()
+
+    def unreachable(**_: Any) -> None:
+        raise EndpointConnectionError(endpoint_url="https://secretsmanager.us-east-1.amazonaws.com")
+
+    with Client(app, stage_name="dev", project_dir=str(ROOT)) as client:
+        runtime.settings()  # the models' botocore session exists; the secret's client is made from it
+        session = aws_session()
+        session.register("before-send.secrets-manager.GetSecretValue", unreachable)
+        try:
+            reply = Api(client).get("/health", auth=False)
+        finally:
+            session.unregister("before-send.secrets-manager.GetSecretValue", unreachable)
+    body = problem(reply, 503)
+    assert reply.header("retry-after") == "5"
+    assert "Secrets Manager" in body["detail"]
+    out = capsys.readouterr().out
+    assert out.count("Secrets Manager unavailable (EndpointConnectionError)") == 1
+    assert "Traceback" not in out

@@ -213,8 +213,11 @@ def test_a_refused_connection_gives_a_503_at_once(
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
         host, port = closed.getsockname()
-        with _api_against(f"http://{host}:{port}", monkeypatch) as api, caplog.at_level(logging.INFO):
-            reply, waited = _timed(lambda: api.login("anyone"))
+        with _api_against(f"http://{host}:{port}", monkeypatch) as api:
+            api.get("/health")  # settings, models and the client made first: the time is the store's
+            caplog.clear()
+            with caplog.at_level(logging.INFO):
+                reply, waited = _timed(lambda: api.login("anyone"))
     problem(reply, 503)
     _assert_one_quiet_line(caplog, "EndpointConnectionError")
     assert waited < 2.0
@@ -239,3 +242,32 @@ def test_a_store_error_that_escapes_translation_is_still_a_503(caplog: pytest.Lo
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "5"
     _assert_one_quiet_line(caplog, "EndpointConnectionError")
+
+
+def test_notes_left_unprocessed_by_a_throttled_sweep_are_a_503_and_a_retry_finishes(
+    alice: Api, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Deleting a contact sweeps its notes with BatchWriteItem; items DynamoDB leaves
+    unprocessed are a 503 (not a 500), and repeating the DELETE removes what was left."""
+    contact = alice.post("/contacts", {"first_name": "Swept"}).json
+    notes = [alice.post(f"/contacts/{contact['id']}/notes", {"body": f"n{i}"}).json for i in range(3)]
+
+    def nothing_processed(params: dict[str, Any], **_: Any) -> tuple[object, dict[str, Any]]:
+        """DynamoDB's answer when throttled mid-batch: 200, every item handed back unprocessed."""
+        http = type("Http", (), {"status_code": 200, "headers": {}})()
+        unprocessed = json.loads(params["body"])["RequestItems"]
+        return http, {"UnprocessedItems": unprocessed, "ResponseMetadata": {"HTTPStatusCode": 200}}
+
+    events = dynamodb_client().meta.events
+    events.register_first("before-call.dynamodb.BatchWriteItem", nothing_processed)
+    try:
+        with caplog.at_level(logging.INFO):
+            reply = alice.delete(f"/contacts/{contact['id']}")
+    finally:
+        events.unregister("before-call.dynamodb.BatchWriteItem", nothing_processed)
+    problem(reply, 503)
+    assert reply.header("retry-after") == "1"
+    _assert_one_quiet_line(caplog, "BatchWriteItem left items unprocessed")
+    assert all(alice.get(f"/notes/{note['id']}").status == 200 for note in notes)  # nothing lost yet
+    assert alice.delete(f"/contacts/{contact['id']}").status == 404  # the retry sweeps what is left
+    assert all(alice.get(f"/notes/{note['id']}").status == 404 for note in notes)

@@ -69,6 +69,7 @@ deploy: package
 	aws cloudformation package --template-file build/$(STAGE)/sam.json --s3-bucket $(BUCKET) \
 		--output-template-file build/$(STAGE)/packaged.yaml
 	aws cloudformation deploy --template-file build/$(STAGE)/packaged.yaml --stack-name contact-notes-$(STAGE) \
+		--s3-bucket $(BUCKET) \
 		--capabilities CAPABILITY_IAM --parameter-overrides $(PARAMETERS)
 
 ## What the suite drives from outside the virtualenv (Debian's chromium, curl): installed with

@@ -27,13 +27,13 @@ from typing import Any
 from chalice.app import Chalice
 from chalice.local import ForbiddenError, LocalGateway, LocalGatewayAuthorizer, NotAuthorizedError, RouteMatcher
 
+from chalicelib.web import HTTP_METHODS
+
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "infra" / "template.json"
 
 # API Gateway (REST) refuses payloads over 10 MB with REQUEST_TOO_LARGE before any Lambda runs.
 MAX_PAYLOAD_BYTES = 10 * 1024 * 1024
-# The methods a REST API can define on a resource (besides ANY); anything else never matches.
-METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 # Default status codes of the response types we may render (API Gateway's documentation).
 DEFAULT_STATUS = {
     "ACCESS_DENIED": 403,
@@ -41,6 +41,7 @@ DEFAULT_STATUS = {
     "REQUEST_TOO_LARGE": 413,
     "UNAUTHORIZED": 401,
     "AUTHORIZER_FAILURE": 500,
+    "AUTHORIZER_CONFIGURATION_ERROR": 500,
 }
 logger = logging.getLogger("contact_notes.gateway")
 _TEMPLATE_VARIABLE = re.compile(r"\$(?:context\.[A-Za-z.]+|\{[^}]*\})")
@@ -120,7 +121,7 @@ def gateway_verdict(app: Chalice, method: str, path: str, headers: dict[str, Any
     """The gateway response API Gateway answers this request with, or None if it reaches the API."""
     if body_bytes > MAX_PAYLOAD_BYTES:
         return "REQUEST_TOO_LARGE"
-    if method not in METHODS:
+    if method not in HTTP_METHODS:
         # No REST API resource can have it, so it never reaches an API on AWS, and what the
         # front door answers is not ours to shape. Locally the app answers 405 with Allow (RFC 9110).
         return None if _resource_exists(app, path) else "MISSING_AUTHENTICATION_TOKEN"

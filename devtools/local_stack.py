@@ -150,7 +150,8 @@ class _Handler(ChaliceRequestHandler):
         raise AttributeError(name)
 
     def _generic_handle(self) -> None:
-        """A body over API Gateway's payload limit is refused before it is read."""
+        """A body over API Gateway's payload limit is refused before it is read (a client may
+        declare gigabytes: at most DRAIN_LIMIT_BYTES are read, then the connection closes)."""
         length = str(self.headers.get("content-length") or "0").strip()
         if length.isdigit() and int(length) > MAX_PAYLOAD_BYTES:
             self._discard(min(int(length), DRAIN_LIMIT_BYTES))  # so the client can read the answer
@@ -160,6 +161,10 @@ class _Handler(ChaliceRequestHandler):
                                      response["body"])  # fmt: skip
             return
         super()._generic_handle()
+
+    # ChaliceRequestHandler binds these names to its own _generic_handle in its class body,
+    # which would bypass the override above for every method http.server knows.
+    do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = _generic_handle
 
     def _discard(self, size: int) -> None:
         while size > 0:

@@ -92,7 +92,13 @@ def install(prefix: list[str], packages: list[str], log: Path) -> bool:
     with log.open("w") as sink:
         for args in (["update", "-qq"], ["install", "-y", "-qq", *packages]):
             command = [*prefix, *args]  # apt-get's own path, found on PATH
-            done = subprocess.run(command, stdout=sink, stderr=subprocess.STDOUT, env=env, timeout=APT_TIMEOUT_SECONDS)  # noqa: S603
+            try:
+                done = subprocess.run(  # noqa: S603 (apt-get from PATH, fixed arguments)
+                    command, stdout=sink, stderr=subprocess.STDOUT, env=env, timeout=APT_TIMEOUT_SECONDS
+                )
+            except subprocess.TimeoutExpired:
+                sink.write(f"\ncontact-notes: {' '.join(args)} took over {APT_TIMEOUT_SECONDS} s; stopped\n")
+                return False
             if done.returncode != 0:
                 return False
     return True
@@ -127,7 +133,10 @@ def bootstrap(state_dir: Path) -> int:
     if not install(prefix, packages, log):
         stamp.write_text(" ".join(packages) + "\n")
         return report(missing, f"apt-get failed, see {log}; not retried until {stamp} is deleted")
-    return report([p for p in missing if p.locate() is None], "still missing after installing its package")
+    still = [p for p in missing if p.locate() is None]
+    if still:  # installed, yet not where we look (a CHROMIUM_PATH elsewhere): do not reinstall each run
+        stamp.write_text(" ".join(p.package for p in still) + "\n")
+    return report(still, f"still missing after installing its package; not retried until {stamp} is deleted")
 
 
 def main() -> int:

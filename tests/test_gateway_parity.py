@@ -199,3 +199,23 @@ def test_every_gateway_response_is_a_problem_with_safe_headers() -> None:
         assert body["request_id"] == "rid", kind
         if "statusCode" in entry:
             assert body["status"] == entry["statusCode"] == rendered["statusCode"], kind
+
+
+def test_a_declared_body_over_the_limit_is_refused_before_it_is_read(stack: Stack) -> None:
+    """A client may declare far more than it sends (or than memory holds): make run answers
+    413 from the header, reading at most what it must, and closes the connection."""
+    import socket
+
+    host, port = stack.base.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as connection:
+        head = (f"POST {API}/contacts HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {50 * MAX_PAYLOAD_BYTES}\r\n\r\n")  # fmt: skip
+        connection.sendall(head.encode() + b"x" * 1024)
+        connection.shutdown(socket.SHUT_WR)  # no more is coming
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    status_line, _, rest = answer.partition(b"\r\n")
+    assert status_line.split()[1] == b"413", answer[:300]
+    body = json.loads(rest.partition(b"\r\n\r\n")[2])
+    assert body["type"] == "urn:contact-notes:problem:payload-too-large"

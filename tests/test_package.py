@@ -231,6 +231,17 @@ def test_bytecode_is_refused_for_another_runtime() -> None:
         check_runtime({"Resources": {"APIHandler": function}})
 
 
+def test_the_template_is_deployed_through_s3_as_its_size_requires(built: tuple[str, Bundle]) -> None:
+    """CloudFormation takes a template inline only up to 51,200 bytes, and from S3 up to 1 MB;
+    `make deploy` must hand it over through the bucket once it is larger."""
+    size = len(json.dumps(json.loads(built[1].template.read_text()), separators=(",", ":")))
+    assert size < 1_000_000
+    recipe = (Path(__file__).resolve().parent.parent / "Makefile").read_text()
+    deploy = recipe[recipe.index("aws cloudformation deploy") :].split("\n\n")[0]
+    if size > 51_200:
+        assert "--s3-bucket $(BUCKET)" in deploy
+
+
 def test_packaging_needs_no_aws_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """With no credentials to be found anywhere, any AWS call would fail: packaging makes none."""
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):

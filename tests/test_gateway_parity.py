@@ -9,6 +9,9 @@ the very same answers. Each row of CASES is checked three ways:
   gateway responses are rendered from the template;
 - the local server started by `make run`'s entry point, over HTTP;
 - Chalice's test client, which the rest of the suite uses.
+The deployed side decides independently (from the deployed API definition) which gateway
+response applies, but renders it with the same devtools.gateway code as the local sides: it
+shows that the template and the routing agree, not how real API Gateway substitutes them.
 """
 
 from __future__ import annotations

@@ -170,13 +170,14 @@ def edge(event: Request, get_response: Callable[[Request], Response]) -> Respons
     observability.request_id_var.set(request_id(event))
     observability.user_id_var.set((event.context.get("authorizer") or {}).get("user_id"))
     try:
-        current = api_settings()
+        current = settings()
+        observability.configure(current)  # first, so that what follows logs as configured
+        _ = current.signing_secret  # a deployed stage refuses to serve without its key
     except ConfigError:
         logger.exception("refusing requests: invalid configuration", extra={"request_id": request_id(event)})
         return _finish(problem_response(Misconfigured("The service is not configured."), event), event)
     except AppError as error:  # the signing secret cannot be read now (logged where it was read)
         return _finish(problem_response(error, event), event)
-    observability.configure(current)
     if _token_expired(event):
         return _finish(problem_response(Unauthorized("The access token has expired."), event), event)
     policy = policy_for(current)

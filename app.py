@@ -490,8 +490,9 @@ def _refuse_other_methods() -> None:
 
     API Gateway never passes a method a resource does not define to the Lambda: it answers
     MISSING_AUTHENTICATION_TOKEN (our 404), while Chalice's local server answers 405. Defining
-    every method API Gateway knows makes both say 405 with Allow; the rest (TRACE, ...) get
-    the gateway's 404 in both places. Not part of the OpenAPI document.
+    every method API Gateway knows makes both say 405 with Allow. Methods no resource can have
+    (TRACE, ...) never reach an API on AWS; locally Chalice's own 405 is rendered the same way
+    (_chalice_error_as_problem). Not part of the OpenAPI document.
     """
     view = handle_errors(method_not_allowed, _request)
     for path, entries in list(app.routes.items()):

@@ -24,7 +24,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import urllib.request
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -206,28 +205,14 @@ def moto_server() -> Iterator[str]:
     """moto's server in a process of its own on loopback (in this process, its thread would
     compete with nothing but would add its own jitter to every child's one call)."""
     from devtools.local_stack import free_port
-    from tests.stack import poll
+    from tests.stack import start_moto_server, stop_process
 
     port = free_port()
-    endpoint = f"http://127.0.0.1:{port}"
-    command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
-    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: S603
-
-    def answering() -> bool:
-        if server.poll() is not None:
-            raise RuntimeError("moto's server exited")
-        try:
-            urllib.request.urlopen(endpoint + "/moto-api/", timeout=1).close()  # noqa: S310 (loopback)
-        except OSError:
-            return False
-        return True
-
+    server = start_moto_server(port)
     try:
-        poll(answering, 60)
-        yield endpoint
+        yield f"http://127.0.0.1:{port}"
     finally:
-        server.terminate()
-        server.wait(timeout=10)
+        stop_process(server)
 
 
 def run() -> list[Figure]:

@@ -75,7 +75,8 @@ def tracing_on() -> bool:
     env = os.environ
     if not env.get("LAMBDA_TASK_ROOT") or env.get("AWS_SAM_LOCAL") or env.get("AWS_CHALICE_CLI_MODE"):
         return False
-    return env.get("POWERTOOLS_TRACE_DISABLED", "false").strip().lower() not in {"1", "true", "yes", "on", "y"}
+    # Powertools' own truthy values (shared.functions.strtobool), without its ValueError for others.
+    return env.get("POWERTOOLS_TRACE_DISABLED", "false").strip().lower() not in {"1", "true", "yes", "on", "y", "t"}
 
 
 def trace_aws_calls() -> bool:

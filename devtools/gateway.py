@@ -103,10 +103,6 @@ def _resource(app: Chalice, path: str) -> str | None:
         return None
 
 
-def _resource_exists(app: Chalice, path: str) -> bool:
-    return _resource(app, path) is not None
-
-
 def _route(app: Chalice, method: str, path: str) -> Any | None:
     """The route entry API Gateway would match, or None (no such resource or method)."""
     resource = _resource(app, path)
@@ -124,7 +120,7 @@ def gateway_verdict(app: Chalice, method: str, path: str, headers: dict[str, Any
     if method not in HTTP_METHODS:
         # No REST API resource can have it, so it never reaches an API on AWS, and what the
         # front door answers is not ours to shape. Locally the app answers 405 with Allow (RFC 9110).
-        return None if _resource_exists(app, path) else "MISSING_AUTHENTICATION_TOKEN"
+        return None if _resource(app, path) is not None else "MISSING_AUTHENTICATION_TOKEN"
     entry = _route(app, method, path)
     if entry is None:
         return "MISSING_AUTHENTICATION_TOKEN"

@@ -19,7 +19,16 @@ import requests
 from devtools.local_stack import free_port
 from tests.conftest import ROOT
 
-__all__ = ["Stack", "free_port", "poll", "running_stack", "signed_in", "start_stack"]
+__all__ = [
+    "Stack",
+    "free_port",
+    "poll",
+    "running_stack",
+    "signed_in",
+    "start_moto_server",
+    "start_stack",
+    "stop_process",
+]
 
 STARTUP_SECONDS = 60
 T = TypeVar("T")
@@ -110,3 +119,33 @@ def signed_in(base: str, username: str, password: str = "long enough") -> dict[s
         base + "/api/v1/auth/token", data={"username": username, "password": password}, timeout=10
     ).json()["access_token"]
     return {"Authorization": f"Bearer {token}"}
+
+
+def start_moto_server(port: int, log: Path | None = None, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """moto's server as a process of its own on loopback, as an external store runs, once it
+    answers. Its output goes to `log` (appended), or nowhere."""
+    command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+    with log.open("ab") if log else open(os.devnull, "wb") as sink:
+        process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+
+    def answering() -> bool:
+        if process.poll() is not None:
+            raise AssertionError(f"moto's server on port {port} exited")
+        try:
+            requests.get(f"http://127.0.0.1:{port}/moto-api/", timeout=1)
+        except requests.ConnectionError:
+            return False
+        return True
+
+    try:
+        poll(answering, 60)
+    except AssertionError:
+        stop_process(process)
+        raise
+    return process
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        process.wait(timeout=10)

@@ -11,42 +11,11 @@ from pathlib import Path
 import requests
 
 from tests.conftest import ROOT
-from tests.stack import free_port, poll, signed_in, start_stack
+from tests.stack import free_port, poll, signed_in, start_moto_server, start_stack, stop_process
 
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "AWS_DEFAULT_REGION": "us-east-1"}
 # Chalice's local server logs one access line per request, whatever its outcome.
 ACCESS_LINE = re.compile(r'^127\.0\.0\.1 - - \[.*\] "[A-Z]+ \S+ HTTP/1\.1" \d{3} ')
-
-
-def start_store(port: int, log: Path) -> subprocess.Popen[bytes]:
-    """moto's DynamoDB server as its own process on loopback, as an external store would run."""
-    with log.open("ab") as sink:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, **CREDENTIALS},
-        )
-    try:
-        poll(lambda: _answers(f"http://127.0.0.1:{port}"), 30)
-    except AssertionError:
-        stop(process)
-        raise
-    return process
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        process.wait(timeout=10)
-
-
-def _answers(url: str) -> bool:
-    try:
-        requests.get(url, timeout=1)
-    except requests.ConnectionError:
-        return False
-    return True
 
 
 def _note_processed(api: str, headers: dict[str, str]) -> None:
@@ -75,7 +44,7 @@ def test_store_stopped_then_back_with_new_tables(tmp_path: Path) -> None:
     port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
     env = {"DYNAMODB_ENDPOINT": endpoint, "DEAD_LETTER_FILE": str(tmp_path / "dead.jsonl"), **CREDENTIALS}
-    store = start_store(port, tmp_path / "store.log")
+    store = start_moto_server(port, tmp_path / "store.log", CREDENTIALS)
     stack = None
     try:
         stack = start_stack(env)
@@ -83,7 +52,7 @@ def test_store_stopped_then_back_with_new_tables(tmp_path: Path) -> None:
         headers = signed_in(stack.base, "before")
         _note_processed(api, headers)
 
-        stop(store)
+        stop_process(store)
         seen = len(stack.output())
         failed = _failed_requests(api, headers)
         for reply in failed:
@@ -97,7 +66,7 @@ def test_store_stopped_then_back_with_new_tables(tmp_path: Path) -> None:
         assert len(app_lines) == len(failed), app_lines  # one line per failed request, besides the access log
         assert all("DynamoDB unavailable (EndpointConnectionError)" in line for line in app_lines), app_lines
 
-        store = start_store(port, tmp_path / "store.log")  # back, empty, on the same port
+        store = start_moto_server(port, tmp_path / "store.log", CREDENTIALS)  # back, empty, on the same port
         subprocess.run(
             [sys.executable, "-m", "devtools.tables"],  # `make tables`, as a user would
             cwd=ROOT,
@@ -116,4 +85,4 @@ def test_store_stopped_then_back_with_new_tables(tmp_path: Path) -> None:
     finally:
         if stack is not None:
             stack.stop()
-        stop(store)
+        stop_process(store)

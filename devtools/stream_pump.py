@@ -34,7 +34,8 @@ Handler = Callable[[dict[str, Any]], dict[str, Any]]
 
 
 class NoStream(RuntimeError):
-    """The table exists but has no stream (yet)."""
+    """The store gave no stream to read: the table has none (yet), or its answer (a store
+    shutting down can answer with anything) did not describe one."""
 
 
 class StreamPump:
@@ -114,7 +115,7 @@ class StreamPump:
 
     def _attach(self) -> None:
         """Describe the table; a new stream (the table was recreated) is read from its start."""
-        table = self._dynamodb.describe_table(TableName=self._table_name)["Table"]
+        table = self._dynamodb.describe_table(TableName=self._table_name).get("Table") or {}
         arn = table.get("LatestStreamArn") or ""
         if not arn:
             raise NoStream(f"table {self._table_name} has no stream")
@@ -139,7 +140,10 @@ class StreamPump:
             self._trouble = state
 
     def _discover_shards(self) -> None:
-        shards = self._streams.describe_stream(StreamArn=self._stream_arn)["StreamDescription"]["Shards"]
+        description = self._streams.describe_stream(StreamArn=self._stream_arn).get("StreamDescription")
+        if description is None:
+            raise NoStream(f"no description of {self._stream_arn}")
+        shards = description.get("Shards", [])
         for shard in shards:
             shard_id = shard["ShardId"]
             if shard_id not in self._iterators:
@@ -151,6 +155,8 @@ class StreamPump:
         if shard_id in self._delivered:
             position = {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": self._delivered[shard_id]}
         answer = self._streams.get_shard_iterator(StreamArn=self._stream_arn, ShardId=shard_id, **position)
+        if "ShardIterator" not in answer:
+            raise NoStream(f"no iterator for shard {shard_id}")
         return str(answer["ShardIterator"])
 
     def _poll_shards(self) -> bool:

@@ -146,3 +146,29 @@ def test_pump_backs_off_while_the_store_is_down_then_reads_the_recreated_tables_
     assert any("has a new stream" in line for line in lines), lines
     assert all(a != b for a, b in itertools.pairwise(lines)), lines
     assert len(lines) <= 6, lines
+
+
+def test_an_answer_that_describes_no_stream_is_an_outage_not_a_bug(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A store that is shutting down can answer with anything: the pump backs off with one
+    line, as for any outage, and logs no traceback."""
+    pump = _pump(lambda event: {"batchItemFailures": []}, tmp_path / "dead.jsonl")
+    ok = type("Http", (), {"status_code": 200, "headers": {}})()
+    answers = {"DescribeTable": {"Table": {"LatestStreamArn": "arn:aws:dynamodb:us-east-1:1:table/t/stream/x"}},
+               "DescribeStream": {}}  # fmt: skip
+
+    def canned(model: Any, **_: Any) -> tuple[object, dict[str, Any]]:
+        return ok, answers[model.name]
+
+    pump._dynamodb.meta.events.register_first("before-call.dynamodb.DescribeTable", canned)
+    pump._streams.meta.events.register_first("before-call.dynamodb-streams.DescribeStream", canned)
+    with caplog.at_level(logging.WARNING, logger="contact_notes.stream_pump"):
+        pump.start()
+        try:
+            poll(lambda: any("backing off" in r.getMessage() for r in caplog.records), 10)
+        finally:
+            pump.stop()
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("NoStream" in m and "no description" in m for m in messages), messages
+    assert not [r for r in caplog.records if r.exc_info], messages

@@ -140,6 +140,9 @@ class _Handler(ChaliceRequestHandler):
 
     def __init__(self, request: Any, client_address: Any, server: Any, app_object: Any, config: Any) -> None:
         self.local_gateway = ParityGateway(app_object, config)
+        # API Gateway puts the caller's address in identity.sourceIp, which keys the limiter's
+        # anonymous buckets; Chalice's local gateway always says 127.0.0.1.
+        self.local_gateway.event_converter.LOCAL_SOURCE_IP = client_address[0]
         BaseHTTPRequestHandler.__init__(self, request, client_address, server)
 
     def __getattr__(self, name: str) -> Any:

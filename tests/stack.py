@@ -87,7 +87,7 @@ def start_stack(env_overrides: dict[str, str], port: int | None = None, host: st
             raise AssertionError(f"local stack exited early:\n{stack.output()}")
         try:
             return requests.get(stack.base + "/api/v1/health", timeout=1).status_code == 200
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # a first answer under load may be slow
             return False
 
     try:
@@ -133,7 +133,7 @@ def start_moto_server(port: int, log: Path | None = None, env: dict[str, str] | 
             raise AssertionError(f"moto's server on port {port} exited")
         try:
             requests.get(f"http://127.0.0.1:{port}/moto-api/", timeout=1)
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):
             return False
         return True
 

@@ -15,6 +15,7 @@ from typing import Any
 import boto3
 import pytest
 import requests
+import requests.adapters
 
 from devtools.local_stack import embedded_dynamodb
 from devtools.prereqs import CURL
@@ -242,19 +243,33 @@ def test_poison_record_ends_in_the_dead_letter_file(tmp_path: Path) -> None:
         assert note["body"] == "a b"
 
 
+class _FromAddress(requests.adapters.HTTPAdapter):
+    """Connections that leave from a given loopback address, as a second caller would."""
+
+    def __init__(self, address: str) -> None:
+        self._address = address
+        super().__init__()
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, source_address=(self._address, 0), **kwargs)
+
+
 def test_rate_limits_through_the_local_stack() -> None:
     running = start_stack({"RATE_LIMIT_BURST": "3", "RATE_LIMIT_PER_SECOND": "0.5"})
     try:
-        # The stack's own readiness probe spent one token from this IP's bucket.
-        replies = [requests.get(running.base + "/api/v1/health", timeout=5) for _ in range(3)]
+        # The readiness probe spent tokens of 127.0.0.1's bucket (how many depends on how fast
+        # the stack came up); a caller from another address has a bucket of its own.
+        caller = requests.Session()
+        caller.mount("http://", _FromAddress("127.0.0.2"))
+        replies = [caller.get(running.base + "/api/v1/health", timeout=5) for _ in range(4)]
         statuses = [r.status_code for r in replies]
-        assert statuses == [200, 200, 429]
+        assert statuses == [200, 200, 200, 429]
         limited = replies[-1]
         assert limited.headers["Content-Type"] == "application/problem+json"
         assert limited.json()["status"] == 429
         assert int(limited.headers["Retry-After"]) >= 1
         assert limited.headers["RateLimit-Policy"] == '"default";q=3;w=6'
         assert re.fullmatch(r'"default";r=0;t=\d+', limited.headers["RateLimit"])
-        assert replies[0].headers["RateLimit"].startswith('"default";r=1;')
+        assert replies[0].headers["RateLimit"].startswith('"default";r=2;')
     finally:
         running.stop()

@@ -21,9 +21,9 @@ from typing import Any
 from chalice import Chalice
 from chalice.app import AuthRequest, AuthResponse, DynamoDBEvent, Request, Response
 
-from chalicelib import docs, observability, openapi, services
+from chalicelib import cors, docs, observability, openapi, services
 from chalicelib.auth import InvalidToken, verify_token
-from chalicelib.config import ConfigError
+from chalicelib.config import ConfigError, Settings
 from chalicelib.errors import (
     BY_STATUS,
     AppError,
@@ -166,26 +166,40 @@ def normalize_notes(event: DynamoDBEvent) -> dict[str, Any]:
 @app.middleware("http")
 def edge(event: Request, get_response: Callable[[Request], Response]) -> Response:
     """Every request: configuration check, rate limit, then the view; every answer gets
-    its request id, rate-limit headers and safe headers, and Chalice's own errors become problems."""
+    its request id, rate-limit headers, CORS headers and safe headers, and Chalice's own
+    errors become problems."""
     observability.request_id_var.set(request_id(event))
     observability.user_id_var.set((event.context.get("authorizer") or {}).get("user_id"))
     try:
         current = settings()
         observability.configure(current)  # first, so that what follows logs as configured
+    except ConfigError:
+        return _finish(_misconfigured(event), event)
+    try:
         _ = current.signing_secret  # a deployed stage refuses to serve without its key
     except ConfigError:
-        logger.exception("refusing requests: invalid configuration", extra={"request_id": request_id(event)})
-        return _finish(problem_response(Misconfigured("The service is not configured."), event), event)
+        return _finish(_misconfigured(event), event, current.cors_allowed_origins)
     except AppError as error:  # the signing secret cannot be read now (logged where it was read)
-        return _finish(problem_response(error, event), event)
+        return _finish(problem_response(error, event), event, current.cors_allowed_origins)
+    if event.method == "OPTIONS":
+        # A preflight reads and writes nothing, and a browser cannot read a refused one (any
+        # status but 2xx fails the fetch as a network error), so it costs no limiter call.
+        # API Gateway's stage throttling still bounds them.
+        return _finish(get_response(event), event, current.cors_allowed_origins)
     if _token_expired(event):
-        return _finish(problem_response(Unauthorized("The access token has expired."), event), event)
+        expired = problem_response(Unauthorized("The access token has expired."), event)
+        return _finish(expired, event, current.cors_allowed_origins)
+    return _finish(_limited(event, get_response, current), event, current.cors_allowed_origins)
+
+
+def _limited(event: Request, get_response: Callable[[Request], Response], current: Settings) -> Response:
+    """The view's answer if the caller is within its rate limit, else a 429; with the limit's headers."""
     policy = policy_for(current)
     try:
         decision = check_or_fail_open(_caller(event), policy)
     except ServiceUnavailable as unavailable:
         if event.path.startswith(API):  # the API needs its store (/health reports it)
-            return _finish(problem_response(unavailable, event), event)
+            return problem_response(unavailable, event)
         decision = None  # the docs need no store: served through an outage
     if decision is not None and not decision.allowed:
         limited = TooManyRequests(
@@ -199,7 +213,12 @@ def edge(event: Request, get_response: Callable[[Request], Response]) -> Respons
             response.headers.setdefault(name, value)
     else:
         response.headers.setdefault("RateLimit-Policy", policy.header())
-    return _finish(response, event)
+    return response
+
+
+def _misconfigured(event: Request) -> Response:
+    logger.exception("refusing requests: invalid configuration", extra={"request_id": request_id(event)})
+    return problem_response(Misconfigured("The service is not configured."), event)
 
 
 def _token_expired(event: Request) -> bool:
@@ -215,9 +234,11 @@ def _caller(event: Request) -> str:
     return "ip#" + str((event.context.get("identity") or {}).get("sourceIp") or "unknown")
 
 
-def _finish(response: Response, event: Request) -> Response:
+def _finish(response: Response, event: Request, cors_origins: tuple[str, ...] = ()) -> Response:
     if response.status_code >= 400 and _is_chalice_error(response):
         response = _chalice_error_as_problem(response, event)
+    if event.method != "OPTIONS":  # the OPTIONS view decides a preflight's CORS headers itself
+        cors.decorate(response.headers, event.headers.get("origin"), cors_origins)  # type: ignore[arg-type]
     route = f"{event.method} {event.path}"
     observability.count("Requests", route=route, status=str(response.status_code))
     if response.status_code == 429:
@@ -469,7 +490,7 @@ def docs_asset(name: str) -> Response:
     return Response(body=text, headers=headers)
 
 
-# ---- methods a resource does not have ----------------------------------------------------
+# ---- OPTIONS, and methods a resource does not have ---------------------------------------
 
 
 ALLOWED: dict[str, list[str]] = {}  # resource path -> the methods it really has
@@ -485,24 +506,42 @@ def method_not_allowed(**_: str) -> Response:
     raise _not_allowed(request.method, request.path)
 
 
-def _refuse_other_methods() -> None:
-    """Answer the methods a resource lacks with 405 and Allow (RFC 9110), locally and on AWS.
+def options(**_: str) -> Response:
+    """OPTIONS on any resource: its methods (RFC 9110), and for a CORS preflight from an
+    allowed origin, permission to send the method it asks for. No token needed: a browser
+    sends a preflight without the request's headers."""
+    request = _request()
+    methods = ALLOWED.get(request.path, [])
+    headers: dict[str, str | list[str]] = {"Allow": ", ".join(methods)}
+    origin = request.headers.get("origin")
+    asked = request.headers.get("access-control-request-method")
+    headers.update(cors.preflight_headers(origin, asked, methods, settings().cors_allowed_origins))
+    return Response(body="", status_code=204, headers=headers)
+
+
+def _answer_every_method() -> None:
+    """Every resource answers OPTIONS (and so CORS preflights), and the methods it lacks with
+    405 and Allow (RFC 9110), locally and on AWS.
 
     API Gateway never passes a method a resource does not define to the Lambda: it answers
     MISSING_AUTHENTICATION_TOKEN (our 404), while Chalice's local server answers 405. Defining
     every method API Gateway knows makes both say 405 with Allow. Methods no resource can have
     (TRACE, ...) never reach an API on AWS; locally Chalice's own 405 is rendered the same way
-    (_chalice_error_as_problem). Not part of the OpenAPI document.
+    (_chalice_error_as_problem). Neither is part of the OpenAPI document. Both are public: on
+    AWS a preflight must not need the authorizer.
     """
-    view = handle_errors(method_not_allowed, _request)
+    refuse = handle_errors(method_not_allowed, _request)
+    answer_options = handle_errors(options, _request)
     for path, entries in list(app.routes.items()):
-        ALLOWED[path] = [method for method in HTTP_METHODS if method in entries]
-        missing = [method for method in HTTP_METHODS if method not in entries]
+        ALLOWED[path] = [method for method in HTTP_METHODS if method in entries or method == "OPTIONS"]
+        if "OPTIONS" not in entries:
+            app.route(path, methods=["OPTIONS"], content_types=["*/*"])(answer_options)
+        missing = [method for method in HTTP_METHODS if method not in ALLOWED[path]]
         if missing:
-            app.route(path, methods=missing, content_types=["*/*"])(view)
+            app.route(path, methods=missing, content_types=["*/*"])(refuse)
 
 
-_refuse_other_methods()
+_answer_every_method()
 
 gc.freeze()  # everything above lives as long as the process: keep it out of collections
 if _COLLECTING:

@@ -30,6 +30,7 @@ BUDGETS = {
     "item": 2,  # one item read, written or deleted (a transaction is one call)
     "list": 3,  # one page of a list
     "limiter only": 1,  # no item read or written (refused input, health): the limiter's call only
+    "none": 0,  # a CORS preflight: answered from the route table, not even the limiter is asked
     # A contact and its 2 notes: DeleteItem, limiter, one Query per MB of notes, one
     # BatchWriteItem per 25 notes.
     "cascade": 2 + 1 + math.ceil(2 / NOTES_PER_BATCH),
@@ -168,6 +169,7 @@ ROUTES = [
     Route("PUT /notes/{id}", "PUT", "/notes/{n}", 200, {"UpdateItem": 1}, "item", body={"body": "c"}),
     Route("PATCH /notes/{id}", "PATCH", "/notes/{n}", 200, {"UpdateItem": 1}, "item", body={"body": "d"}),
     Route("DELETE /notes/{id}", "DELETE", "/notes/{n}", 204, {"DeleteItem": 1}, "item"),
+    Route("OPTIONS /contacts/{id} (CORS preflight)", "OPTIONS", "/contacts/{c}", 204, {}, "none", limiter=[]),
     Route("GET /contacts/{malformed id}", "GET", "/contacts/not-an-id", 404, {}, "limiter only"),
     Route("GET /contacts/{missing id}", "GET", f"/contacts/{MISSING_ID}", 404, {"GetItem": 1}, "item"),
     Route("POST /contacts (invalid)", "POST", "/contacts", 422, {}, "limiter only", body={"first_name": ""}),

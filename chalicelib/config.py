@@ -64,6 +64,17 @@ class Settings(BaseModel):
     # API Gateway usage plans: tier name -> the API key value the authorizer names for it
     # (API key source AUTHORIZER). Empty locally, where no gateway enforces plans.
     usage_plan_keys: dict[str, str] = Field(default_factory=dict, repr=False)
+    # Browser pages on these origins may call the API (comma-separated); none by default.
+    cors_allowed_origins: tuple[str, ...] = ()
+
+    @field_validator("cors_allowed_origins", mode="before")
+    @classmethod
+    def _origins_from_text(cls, value: object) -> object:
+        if isinstance(value, str):
+            from chalicelib.cors import parse_origins
+
+            return parse_origins(value)
+        return value
 
     @field_validator("usage_plan_keys", mode="before")
     @classmethod

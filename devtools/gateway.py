@@ -48,30 +48,39 @@ _TEMPLATE_VARIABLE = re.compile(r"\$(?:context\.[A-Za-z.]+|\{[^}]*\})")
 
 
 @lru_cache(maxsize=1)
+def _template() -> dict[str, Any]:
+    return dict(json.loads(TEMPLATE.read_text()))
+
+
 def gateway_responses() -> dict[str, dict[str, Any]]:
     """The deployed API's gateway responses, as infra/template.json defines them."""
-    template = json.loads(TEMPLATE.read_text())
-    definition = template["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]
+    definition = _template()["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]
     return dict(definition["x-amazon-apigateway-gateway-responses"])
 
 
-def render(response_type: str, request_id: str, message: str = "") -> dict[str, Any]:
+def render(response_type: str, request_id: str, message: str = "", request_headers: Any = None) -> dict[str, Any]:
     """A gateway response as API Gateway renders it: the type's own entry, else DEFAULT_4XX or
     DEFAULT_5XX by its default status."""
     responses = gateway_responses()
     default_status = DEFAULT_STATUS[response_type]
     fallback = "DEFAULT_4XX" if default_status < 500 else "DEFAULT_5XX"
     entry = responses.get(response_type) or responses.get(fallback) or {}
-    return render_entry(entry, default_status, request_id, message)
+    return render_entry(entry, default_status, request_id, message, request_headers)
 
 
-def render_entry(entry: dict[str, Any], default_status: int, request_id: str, message: str) -> dict[str, Any]:
-    """One gateway response entry rendered: static header values ('...'), and the
-    application/json template with $context.requestId and $context.error.messageString."""
-    headers = {
-        name.removeprefix("gatewayresponse.header."): _static(value)
-        for name, value in entry.get("responseParameters", {}).items()
-    }
+def render_entry(
+    entry: dict[str, Any], default_status: int, request_id: str, message: str, request_headers: Any = None
+) -> dict[str, Any]:
+    """One gateway response entry rendered: header values static ('...') or taken from a request
+    header (method.request.header.Name), either possibly under the template's Fn::If on a
+    condition; and the application/json template with $context.requestId and
+    $context.error.messageString."""
+    sent = {str(name).lower(): str(value) for name, value in dict(request_headers or {}).items()}
+    headers: dict[str, str] = {}
+    for name, source in entry.get("responseParameters", {}).items():
+        value = _header_value(_resolved(source), sent)
+        if value is not None:
+            headers[name.removeprefix("gatewayresponse.header.")] = value
     body = entry.get("responseTemplates", {}).get("application/json", json.dumps({"message": message}))
     variables = {"$context.requestId": request_id, "$context.error.messageString": json.dumps(message)}
     rendered = _TEMPLATE_VARIABLE.sub(lambda found: _variable(variables, found.group(0)), body)
@@ -83,10 +92,58 @@ def render_entry(entry: dict[str, Any], default_status: int, request_id: str, me
     }
 
 
-def _static(value: str) -> str:
-    if not (len(value) >= 2 and value[0] == value[-1] == "'"):
-        raise ValueError(f"only static gateway response headers are emulated, not {value!r}")
-    return value[1:-1]
+def _resolved(source: Any) -> str | None:
+    """A mapping value with the template's Fn::If settled as the deployed stack settles it
+    (None: AWS::NoValue, the header is left out)."""
+    if isinstance(source, str):
+        return source
+    if isinstance(source, dict) and set(source) == {"Fn::If"}:
+        condition, then, otherwise = source["Fn::If"]
+        return _resolved(then if _condition(condition) else otherwise)
+    if source == {"Ref": "AWS::NoValue"}:
+        return None
+    raise ValueError(f"the gateway response mapping {source!r} is not emulated")
+
+
+def _condition(name: str) -> bool:
+    """A template condition, evaluated with the parameters a deployed stack would be given for
+    this process's settings (HasCorsOrigins: CORS_ALLOWED_ORIGINS is not empty)."""
+    return bool(_evaluate(_template()["Conditions"][name], _parameters()))
+
+
+def _parameters() -> dict[str, str]:
+    from chalicelib import runtime
+    from chalicelib.config import ConfigError
+
+    try:
+        origins = runtime.settings().cors_allowed_origins
+    except ConfigError:
+        origins = ()
+    return {"CorsAllowedOrigins": ",".join(origins)}
+
+
+def _evaluate(expression: Any, parameters: dict[str, str]) -> Any:
+    """The few condition functions the template uses: Fn::Not, Fn::Equals, Ref."""
+    if not isinstance(expression, dict):
+        return expression
+    ((function, argument),) = expression.items()
+    if function == "Ref":
+        return parameters[argument]
+    if function == "Fn::Not":
+        return not _evaluate(argument[0], parameters)
+    if function == "Fn::Equals":
+        return _evaluate(argument[0], parameters) == _evaluate(argument[1], parameters)
+    raise ValueError(f"the template condition function {function} is not emulated")
+
+
+def _header_value(source: str | None, sent: dict[str, str]) -> str | None:
+    if source is None:
+        return None
+    if source.startswith("method.request.header."):
+        return sent.get(source.removeprefix("method.request.header.").lower())  # absent: left out
+    if not (len(source) >= 2 and source[0] == source[-1] == "'"):
+        raise ValueError(f"the gateway response mapping {source!r} is not emulated")
+    return source[1:-1]
 
 
 def _variable(variables: dict[str, str], name: str) -> str:
@@ -162,8 +219,8 @@ class ParityGateway(LocalGateway):
     def handle_request(self, method: str, path: str, headers: Any, body: bytes | None) -> Any:
         verdict = gateway_verdict(self._app_object, method, path, dict(headers), len(body or b""))
         if verdict is not None:
-            return render(verdict, str(uuid.uuid4()))
+            return render(verdict, str(uuid.uuid4()), request_headers=headers)
         try:
             return super().handle_request(method, path, headers, body)
         except _GatewayAnswer as answer:
-            return render(answer.response_type, str(uuid.uuid4()), answer.message)
+            return render(answer.response_type, str(uuid.uuid4()), answer.message, headers)

@@ -159,7 +159,7 @@ class _Handler(ChaliceRequestHandler):
         if length.isdigit() and int(length) > MAX_PAYLOAD_BYTES:
             self._discard(min(int(length), DRAIN_LIMIT_BYTES))  # so the client can read the answer
             self.close_connection = True
-            response = render("REQUEST_TOO_LARGE", str(uuid.uuid4()))
+            response = render("REQUEST_TOO_LARGE", str(uuid.uuid4()), request_headers=dict(self.headers))
             self._send_http_response(response["statusCode"], {**response["headers"], "Connection": "close"},
                                      response["body"])  # fmt: skip
             return

@@ -39,12 +39,12 @@ UNAUTHORIZED = {
 NOT_FOUND = {"type": "urn:contact-notes:problem:not-found", "title": "Not found", "status": 404,
              "detail": "No such resource."}  # fmt: skip
 SAFE = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
-ALLOW = {"Allow": "GET, POST"}
+ALLOW = {"Allow": "GET, POST, OPTIONS"}
 
 
 def NOT_ALLOWED(method: str) -> dict[str, Any]:
     return {"type": "urn:contact-notes:problem:method-not-allowed", "title": "Method not allowed", "status": 405,
-            "detail": f"{method} is not allowed here; use GET, POST."}  # fmt: skip
+            "detail": f"{method} is not allowed here; use GET, POST, OPTIONS."}  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -221,3 +221,44 @@ def test_a_list_that_is_not_origins_stops_the_service(anon: Api, limits: Any, va
     limits(cors_allowed_origins=value)
     body = problem(anon.get("/health"), 500)
     assert body["detail"] == "The service is not configured."
+
+
+# ---- as deployed -------------------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("cors", "dynamodb")
+def test_on_api_gateway_a_preflight_needs_no_token_or_api_key_and_reaches_the_api() -> None:
+    from chalice.deploy.swagger import CFNSwaggerGenerator
+
+    from app import app
+    from bench.inprocess import proxy_event
+
+    paths = CFNSwaggerGenerator().generate_swagger(app)["paths"]  # what `chalice package` deploys
+    for resource, operations in paths.items():
+        options = operations["options"]
+        assert not options.get("security"), resource  # neither the authorizer nor an API key
+        assert options["x-amazon-apigateway-integration"]["type"] == "aws_proxy", resource
+    event = proxy_event("OPTIONS", "/api/v1/contacts/{contact_id}", f"/api/v1/contacts/{MISSING_ID}",
+                        {"contact_id": MISSING_ID})  # fmt: skip
+    event["headers"] |= {"origin": APP, "access-control-request-method": "DELETE"}
+    event["multiValueHeaders"] = {name: [value] for name, value in event["headers"].items()}
+    reply = app(event, None)
+    assert reply["statusCode"] == 204
+    assert reply["headers"]["Access-Control-Allow-Origin"] == APP
+    assert "DELETE" in reply["headers"]["Access-Control-Allow-Methods"]
+
+
+def test_gateway_answers_carry_cors_headers_only_when_cors_is_on(limits: Any) -> None:
+    from devtools.gateway import gateway_responses, render_entry
+
+    for kind, entry in gateway_responses().items():
+        off = render_entry(entry, 400, "rid", "", {"Origin": APP})["headers"]
+        assert not [name for name in off if name.lower().startswith("access-control-")], kind
+        assert "Vary" not in off, kind
+    limits(cors_allowed_origins=APP)
+    for kind, entry in gateway_responses().items():
+        headers = render_entry(entry, 400, "rid", "", {"origin": OTHER_APP})["headers"]
+        assert headers["Access-Control-Allow-Origin"] == OTHER_APP, kind  # API Gateway cannot consult the list
+        assert headers["Vary"] == "Origin", kind
+        assert headers["Access-Control-Expose-Headers"] == ", ".join(EXPOSED_HEADERS), kind
+        assert "Access-Control-Allow-Origin" not in render_entry(entry, 400, "rid", "", {})["headers"], kind

@@ -119,6 +119,23 @@ def test_usage_plans_and_keys(cfn: dict[str, Any]) -> None:
     assert {"UNAUTHORIZED", "THROTTLED", "QUOTA_EXCEEDED"} <= set(responses)
 
 
+def test_cors_is_wired_through_the_stack(cfn: dict[str, Any]) -> None:
+    """CorsAllowedOrigins reaches the API function; preflights reach it without the authorizer or
+    an API key; the gateway's own answers echo the Origin only when the parameter is set."""
+    assert cfn["Parameters"]["CorsAllowedOrigins"]["Default"] == ""
+    assert cfn["Conditions"]["HasCorsOrigins"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "CorsAllowedOrigins"}, ""]}]}
+    functions = {f["Properties"]["Handler"]: f["Properties"] for f in _of_type(cfn, "AWS::Lambda::Function")}
+    variables = functions["app.app"]["Environment"]["Variables"]
+    assert variables["CORS_ALLOWED_ORIGINS"] == {"Ref": "CorsAllowedOrigins"}
+    (api,) = _of_type(cfn, "AWS::ApiGateway::RestApi")
+    for path, operations in api["Properties"]["Body"]["paths"].items():
+        assert "security" not in operations["options"], path
+        assert not operations["options"].get("x-amazon-apigateway-api-key-source"), path
+    for kind, entry in api["Properties"]["Body"]["x-amazon-apigateway-gateway-responses"].items():
+        echo = entry["responseParameters"]["gatewayresponse.header.Access-Control-Allow-Origin"]
+        assert echo == {"Fn::If": ["HasCorsOrigins", "method.request.header.Origin", {"Ref": "AWS::NoValue"}]}, kind
+
+
 def test_alarms(cfn: dict[str, Any]) -> None:
     metrics = sorted(a["Properties"]["MetricName"] for a in _of_type(cfn, "AWS::CloudWatch::Alarm"))
     assert metrics.count("5XXError") == 1

@@ -57,11 +57,11 @@ from chalicelib.schemas import (
 from chalicelib.web import (
     FORM_TYPES,
     HTTP_METHODS,
-    JSON_TYPES,
     SECURITY_HEADERS,
     etag,
     handle_errors,
     if_match_version,
+    json_media_types,
     json_response,
     logger,
     note_aliases_resolved,
@@ -142,8 +142,11 @@ def route(path: str, methods: list[str], op: Operation, content_types: list[str]
 
 
 def _default_content_types(methods: list[str]) -> list[str]:
-    """JSON for methods that carry a body; anything for GET/DELETE, whose body is ignored."""
-    return JSON_TYPES if set(methods) & {"POST", "PUT", "PATCH"} else ["*/*"]
+    """JSON (a merge patch too for PATCH) for methods that carry a body; anything for GET/DELETE,
+    whose body is ignored. Chalice answers a type outside these with 415 before the view runs."""
+    if not set(methods) & {"POST", "PUT", "PATCH"}:
+        return ["*/*"]
+    return list(dict.fromkeys(media for method in methods for media in json_media_types(method)))
 
 
 # Chalice needs a stream ARN when the app is defined; the real one (the notes table's

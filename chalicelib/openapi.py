@@ -18,7 +18,7 @@ from pydantic import BaseModel
 
 from chalicelib.ids import ULID_PATTERN
 from chalicelib.schemas import BODY_ALIASES, Problem
-from chalicelib.web import IF_MATCH_PATTERN
+from chalicelib.web import FORM_TYPES, IF_MATCH_PATTERN, json_media_types
 
 TITLES = {
     400: "Bad request",
@@ -153,13 +153,12 @@ def _parameters(path: str, op: Operation) -> list[dict[str, Any]]:
     return params
 
 
-def _request_body(op: Operation) -> dict[str, Any] | None:
+def _request_body(method: str, op: Operation) -> dict[str, Any] | None:
+    """The body as the server reads it: the media types this method accepts, nothing more."""
     if op.body is None:
         return None
-    media = "application/x-www-form-urlencoded" if op.body_media == "form" else "application/json"
-    content: dict[str, Any] = {media: {"schema": _ref(op.body), "example": _example(op.body)}}
-    if op.body_media == "json":
-        content["application/merge-patch+json"] = {"schema": _ref(op.body)}
+    media_types = FORM_TYPES if op.body_media == "form" else json_media_types(method)
+    content = {media: {"schema": _ref(op.body), "example": _example(op.body)} for media in media_types}
     return {"required": True, "content": content}
 
 
@@ -190,7 +189,7 @@ def _operation(path: str, method: str, op: Operation) -> dict[str, Any]:
         "responses": _responses(path, op),
         "security": [] if op.public else SECURITY,
     }
-    body = _request_body(op)
+    body = _request_body(method, op)
     if body is not None:
         result["requestBody"] = body
     return result

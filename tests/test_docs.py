@@ -64,6 +64,24 @@ def test_operations_describe_inputs_outputs_and_problems(document: dict[str, Any
                 assert 401 in problems, where
 
 
+def test_request_bodies_list_only_what_the_server_reads(document: dict[str, Any]) -> None:
+    """POST and PUT take JSON; PATCH a merge patch, under either name."""
+    bodies = {
+        (method, path): list(op["requestBody"]["content"])
+        for path, ops in document["paths"].items()
+        for method, op in ops.items()
+        if "requestBody" in op
+    }
+    for (method, path), media_types in bodies.items():
+        if path == API + "/auth/token":
+            assert media_types == ["application/x-www-form-urlencoded"]
+        elif method == "patch":
+            assert media_types == ["application/json", "application/merge-patch+json"], path
+        else:
+            assert media_types == ["application/json"], (method, path)
+    assert {method for method, _ in bodies} == {"post", "put", "patch"}
+
+
 def test_specific_problem_statuses(document: dict[str, Any]) -> None:
     paths = document["paths"]
 

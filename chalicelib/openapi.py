@@ -18,7 +18,7 @@ from pydantic import BaseModel
 
 from chalicelib.ids import ULID_PATTERN
 from chalicelib.schemas import BODY_ALIASES, Problem
-from chalicelib.web import FORM_TYPES, IF_MATCH_PATTERN, json_media_types
+from chalicelib.web import FORM_TYPES, IF_MATCH_PATTERN, MERGE_PATCH, json_media_types
 
 TITLES = {
     400: "Bad request",
@@ -153,13 +153,33 @@ def _parameters(path: str, op: Operation) -> list[dict[str, Any]]:
     return params
 
 
+def _documented_media_types(method: str, op: Operation) -> list[str]:
+    """The media types the document lists for a body: those the server accepts, except PATCH.
+
+    The server reads a PATCH body sent as application/json or as application/merge-patch+json
+    (web.json_media_types). Listing both breaks openapi-python-client (0.29.1; its issue #1276):
+    it cannot tell two media types of one schema apart, so the body becomes optional, the
+    first type is dead code (the last always wins), and the module fails to import (NameError:
+    Unset) when the operation has no optional parameter. The merge-patch type alone keeps the
+    body required and names what the server does with it; the description mentions the other.
+    """
+    if op.body_media == "form":
+        return FORM_TYPES
+    return [MERGE_PATCH] if method == "PATCH" else json_media_types(method)
+
+
 def _request_body(method: str, op: Operation) -> dict[str, Any] | None:
-    """The body as the server reads it: the media types this method accepts, nothing more."""
     if op.body is None:
         return None
-    media_types = FORM_TYPES if op.body_media == "form" else json_media_types(method)
-    content = {media: {"schema": _ref(op.body), "example": _example(op.body)} for media in media_types}
-    return {"required": True, "content": content}
+    example = _example(op.body)
+    content = {media: {"schema": _ref(op.body), "example": example} for media in _documented_media_types(method, op)}
+    body: dict[str, Any] = {"required": True, "content": content}
+    if method == "PATCH":
+        body["description"] = (
+            "A JSON merge patch (RFC 7396): the fields sent change, the rest stay; null removes an optional field. "
+            "Also accepted as application/json."
+        )
+    return body
 
 
 def _responses(path: str, op: Operation) -> dict[str, Any]:

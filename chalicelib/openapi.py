@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import BaseModel
@@ -33,6 +33,8 @@ TITLES = {
     503: "Temporarily unavailable (Retry-After says when)",
 }
 SECURITY: list[dict[str, list[str]]] = [{"OAuth2PasswordBearer": []}, {"BearerAuth": []}]
+# operationIds name the functions of generated clients (createContact): lowerCamelCase verbs.
+OPERATION_ID_PATTERN = r"^[a-z][a-zA-Z0-9]*$"
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,9 @@ class Operation:
     etag: bool = False  # answers an ETag (the item's version)
     if_match: bool = False  # accepts If-Match (412 when stale)
     problems: tuple[int, ...] = ()
+    # Required, so that no route is published under a name derived from its path, which
+    # changes whenever the path does and reads badly in clients (post_api_v1_contacts).
+    operation_id: str = field(kw_only=True)
 
     def problem_statuses(self, path: str) -> list[int]:
         statuses = set(self.problems) | {429, 503}  # 503: the store is unreachable or busy
@@ -70,8 +75,17 @@ OPERATIONS: dict[tuple[str, str], Operation] = {}
 
 
 def register(path: str, methods: list[str], operation: Operation) -> None:
-    for method in methods:
-        OPERATIONS[(path, method.upper())] = operation
+    """Publish one method's operation. Raises (so the import of app.py fails) on an operationId
+    not in OPERATION_ID_PATTERN, already taken, or given to more than one method."""
+    name = operation.operation_id
+    if not re.fullmatch(OPERATION_ID_PATTERN, name):
+        raise ValueError(f"operationId {name!r} is not a lowerCamelCase name ({OPERATION_ID_PATTERN})")
+    taken = {op.operation_id: f"{method} {where}" for (where, method), op in OPERATIONS.items()}
+    if name in taken:
+        raise ValueError(f"operationId {name!r} is already taken by {taken[name]}")
+    if len(methods) != 1:
+        raise ValueError(f"operationId {name!r} names {len(methods)} methods of {path}: give each its own Operation")
+    OPERATIONS[(path, methods[0].upper())] = operation
 
 
 def _models() -> list[type[BaseModel]]:
@@ -200,9 +214,8 @@ def _responses(path: str, op: Operation) -> dict[str, Any]:
 
 
 def _operation(path: str, method: str, op: Operation) -> dict[str, Any]:
-    operation_id = re.sub(r"[^a-zA-Z0-9]+", "_", f"{method.lower()}{path}").strip("_")
     result: dict[str, Any] = {
-        "operationId": operation_id,
+        "operationId": op.operation_id,
         "summary": op.summary,
         "tags": [op.tag],
         "parameters": _parameters(path, op),

@@ -57,11 +57,11 @@ from chalicelib.schemas import (
 from chalicelib.web import (
     FORM_TYPES,
     HTTP_METHODS,
-    JSON_TYPES,
     SECURITY_HEADERS,
     etag,
     handle_errors,
     if_match_version,
+    json_media_types,
     json_response,
     logger,
     note_aliases_resolved,
@@ -127,6 +127,7 @@ def route(path: str, methods: list[str], op: Operation, content_types: list[str]
     """Register a view under /api/v1: error boundary, authorizer unless public, OpenAPI entry."""
 
     def register(view: Callable[..., Response]) -> Callable[..., Response]:
+        openapi.register(API + path, methods, op)  # first: a refused operation never becomes a route
         app.route(
             API + path,
             methods=methods,
@@ -135,15 +136,17 @@ def route(path: str, methods: list[str], op: Operation, content_types: list[str]
             api_key_required=not op.public,
             content_types=content_types or _default_content_types(methods),
         )(handle_errors(view, _request))
-        openapi.register(API + path, methods, op)
         return view
 
     return register
 
 
 def _default_content_types(methods: list[str]) -> list[str]:
-    """JSON for methods that carry a body; anything for GET/DELETE, whose body is ignored."""
-    return JSON_TYPES if set(methods) & {"POST", "PUT", "PATCH"} else ["*/*"]
+    """JSON (a merge patch too for PATCH) for methods that carry a body; anything for GET/DELETE,
+    whose body is ignored. Chalice answers a type outside these with 415 before the view runs."""
+    if not set(methods) & {"POST", "PUT", "PATCH"}:
+        return ["*/*"]
+    return list(dict.fromkeys(media for method in methods for media in json_media_types(method)))
 
 
 # Chalice needs a stream ARN when the app is defined; the real one (the notes table's
@@ -291,7 +294,11 @@ def _versioned(body: Any, status: int = 200) -> Response:
 # ---- health and auth ---------------------------------------------------------------------
 
 
-@route("/health", ["GET"], Operation("Is the service up?", "service", response=Health, public=True))
+@route(
+    "/health",
+    ["GET"],
+    Operation("Is the service up?", "service", response=Health, public=True, operation_id="getHealth"),
+)
 def health() -> Response:
     return json_response({"status": "ok"})
 
@@ -299,7 +306,9 @@ def health() -> Response:
 @route(
     "/auth/register",
     ["POST"],
-    Operation("Register a user", "auth", 201, UserOut, RegisterIn, public=True, problems=(409,)),
+    Operation(
+        "Register a user", "auth", 201, UserOut, RegisterIn, public=True, problems=(409,), operation_id="register"
+    ),
 )
 def register() -> Response:
     return json_response(services.register(_json(RegisterIn)), 201)
@@ -317,6 +326,7 @@ def register() -> Response:
         "form",
         public=True,
         problems=(401,),
+        operation_id="signIn",
     ),
     content_types=FORM_TYPES,
 )
@@ -328,7 +338,7 @@ def token() -> Response:
     return json_response(services.login(current, form.username, form.password))
 
 
-@route("/auth/me", ["GET"], Operation("The signed-in user", "auth", response=UserOut))
+@route("/auth/me", ["GET"], Operation("The signed-in user", "auth", response=UserOut, operation_id="getCurrentUser"))
 def me() -> Response:
     return json_response(services.current_user(_user()))
 
@@ -336,19 +346,31 @@ def me() -> Response:
 # ---- contacts ----------------------------------------------------------------------------
 
 
-@route("/contacts", ["POST"], Operation("Create a contact", "contacts", 201, ContactOut, ContactIn, etag=True))
+@route(
+    "/contacts",
+    ["POST"],
+    Operation("Create a contact", "contacts", 201, ContactOut, ContactIn, etag=True, operation_id="createContact"),
+)
 def create_contact() -> Response:
     return _versioned(services.create_contact(settings(), _owner(), _json(ContactIn)), 201)
 
 
 @route(
-    "/contacts", ["GET"], Operation("List contacts, newest first", "contacts", response=ContactPage, query=PageQuery)
+    "/contacts",
+    ["GET"],
+    Operation(
+        "List contacts, newest first", "contacts", response=ContactPage, query=PageQuery, operation_id="listContacts"
+    ),
 )
 def list_contacts() -> Response:
     return json_response(services.list_contacts(settings(), _owner(), _page_query()))
 
 
-@route("/contacts/{contact_id}", ["GET"], Operation("Get a contact", "contacts", response=ContactOut, etag=True))
+@route(
+    "/contacts/{contact_id}",
+    ["GET"],
+    Operation("Get a contact", "contacts", response=ContactOut, etag=True, operation_id="getContact"),
+)
 def get_contact(contact_id: str) -> Response:
     return _versioned(services.get_contact(_owner(), contact_id))
 
@@ -356,7 +378,16 @@ def get_contact(contact_id: str) -> Response:
 @route(
     "/contacts/{contact_id}",
     ["PUT"],
-    Operation("Replace a contact", "contacts", 200, ContactOut, ContactIn, etag=True, if_match=True),
+    Operation(
+        "Replace a contact",
+        "contacts",
+        200,
+        ContactOut,
+        ContactIn,
+        etag=True,
+        if_match=True,
+        operation_id="replaceContact",
+    ),
 )
 def replace_contact(contact_id: str) -> Response:
     data = _json(ContactIn)
@@ -367,7 +398,16 @@ def replace_contact(contact_id: str) -> Response:
 @route(
     "/contacts/{contact_id}",
     ["PATCH"],
-    Operation("Change some fields of a contact", "contacts", 200, ContactOut, ContactPatch, etag=True, if_match=True),
+    Operation(
+        "Change some fields of a contact",
+        "contacts",
+        200,
+        ContactOut,
+        ContactPatch,
+        etag=True,
+        if_match=True,
+        operation_id="updateContact",
+    ),
 )
 def patch_contact(contact_id: str) -> Response:
     data = _json(ContactPatch)
@@ -378,7 +418,7 @@ def patch_contact(contact_id: str) -> Response:
 @route(
     "/contacts/{contact_id}",
     ["DELETE"],
-    Operation("Delete a contact and its notes", "contacts", 204, if_match=True),
+    Operation("Delete a contact and its notes", "contacts", 204, if_match=True, operation_id="deleteContact"),
 )
 def delete_contact(contact_id: str) -> Response:
     services.delete_contact(_owner(), contact_id, if_match_version(_request()))
@@ -391,7 +431,7 @@ def delete_contact(contact_id: str) -> Response:
 @route(
     "/contacts/{contact_id}/notes",
     ["POST"],
-    Operation("Add a note to a contact", "notes", 201, NoteOut, NoteIn, etag=True),
+    Operation("Add a note to a contact", "notes", 201, NoteOut, NoteIn, etag=True, operation_id="addNoteToContact"),
 )
 def create_contact_note(contact_id: str) -> Response:
     return _versioned(services.create_note(_owner(), contact_id, _note_json(NoteIn)), 201)
@@ -400,7 +440,13 @@ def create_contact_note(contact_id: str) -> Response:
 @route(
     "/contacts/{contact_id}/notes",
     ["GET"],
-    Operation("List a contact's notes, newest first", "notes", response=NotePage, query=PageQuery),
+    Operation(
+        "List a contact's notes, newest first",
+        "notes",
+        response=NotePage,
+        query=PageQuery,
+        operation_id="listContactNotes",
+    ),
 )
 def list_contact_notes(contact_id: str) -> Response:
     return json_response(services.list_notes(settings(), _owner(), contact_id, _page_query()))
@@ -409,28 +455,59 @@ def list_contact_notes(contact_id: str) -> Response:
 @route(
     "/notes",
     ["POST"],
-    Operation("Add a note (contact in the body)", "notes", 201, NoteOut, NoteCreate, etag=True, problems=(404,)),
+    Operation(
+        "Add a note (contact in the body)",
+        "notes",
+        201,
+        NoteOut,
+        NoteCreate,
+        etag=True,
+        problems=(404,),
+        operation_id="createNote",
+    ),
 )
 def create_note() -> Response:
     return _versioned(services.create_note_flat(_owner(), _note_json(NoteCreate)), 201)
 
 
-@route("/notes/{note_id}", ["GET"], Operation("Get a note", "notes", response=NoteOut, etag=True))
+@route(
+    "/notes/{note_id}", ["GET"], Operation("Get a note", "notes", response=NoteOut, etag=True, operation_id="getNote")
+)
 def get_note(note_id: str) -> Response:
     return _versioned(services.get_note(_owner(), note_id))
 
 
-@route(
-    "/notes/{note_id}",
-    ["PUT", "PATCH"],
-    Operation("Change a note's text", "notes", 200, NoteOut, NoteIn, etag=True, if_match=True),
-)
-def update_note(note_id: str) -> Response:
+def _change_note_text(note_id: str) -> Response:
+    """PUT and PATCH of a note do the same: its text is its only field a client sets."""
     data = _note_json(NoteIn)
     return _versioned(services.update_note(_owner(), note_id, data, if_match_version(_request())))
 
 
-@route("/notes/{note_id}", ["DELETE"], Operation("Delete a note", "notes", 204, if_match=True))
+@route(
+    "/notes/{note_id}",
+    ["PUT"],
+    Operation(
+        "Replace a note's text", "notes", 200, NoteOut, NoteIn, etag=True, if_match=True, operation_id="replaceNote"
+    ),
+)
+def replace_note(note_id: str) -> Response:
+    return _change_note_text(note_id)
+
+
+@route(
+    "/notes/{note_id}",
+    ["PATCH"],
+    Operation(
+        "Change a note's text", "notes", 200, NoteOut, NoteIn, etag=True, if_match=True, operation_id="updateNote"
+    ),
+)
+def update_note(note_id: str) -> Response:
+    return _change_note_text(note_id)
+
+
+@route(
+    "/notes/{note_id}", ["DELETE"], Operation("Delete a note", "notes", 204, if_match=True, operation_id="deleteNote")
+)
 def delete_note(note_id: str) -> Response:
     services.delete_note(_owner(), note_id, if_match_version(_request()))
     return Response(body="", status_code=204)

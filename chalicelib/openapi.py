@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import copy
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import BaseModel
 
 from chalicelib.ids import ULID_PATTERN
 from chalicelib.schemas import BODY_ALIASES, Problem
-from chalicelib.web import IF_MATCH_PATTERN
+from chalicelib.web import FORM_TYPES, IF_MATCH_PATTERN, MERGE_PATCH, json_media_types
 
 TITLES = {
     400: "Bad request",
@@ -33,6 +33,8 @@ TITLES = {
     503: "Temporarily unavailable (Retry-After says when)",
 }
 SECURITY: list[dict[str, list[str]]] = [{"OAuth2PasswordBearer": []}, {"BearerAuth": []}]
+# operationIds name the functions of generated clients (createContact): lowerCamelCase verbs.
+OPERATION_ID_PATTERN = r"^[a-z][a-zA-Z0-9]*$"
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,9 @@ class Operation:
     etag: bool = False  # answers an ETag (the item's version)
     if_match: bool = False  # accepts If-Match (412 when stale)
     problems: tuple[int, ...] = ()
+    # Required, so that no route is published under a name derived from its path, which
+    # changes whenever the path does and reads badly in clients (post_api_v1_contacts).
+    operation_id: str = field(kw_only=True)
 
     def problem_statuses(self, path: str) -> list[int]:
         statuses = set(self.problems) | {429, 503}  # 503: the store is unreachable or busy
@@ -70,8 +75,17 @@ OPERATIONS: dict[tuple[str, str], Operation] = {}
 
 
 def register(path: str, methods: list[str], operation: Operation) -> None:
-    for method in methods:
-        OPERATIONS[(path, method.upper())] = operation
+    """Publish one method's operation. Raises (so the import of app.py fails) on an operationId
+    not in OPERATION_ID_PATTERN, already taken, or given to more than one method."""
+    name = operation.operation_id
+    if not re.fullmatch(OPERATION_ID_PATTERN, name):
+        raise ValueError(f"operationId {name!r} is not a lowerCamelCase name ({OPERATION_ID_PATTERN})")
+    taken = {op.operation_id: f"{method} {where}" for (where, method), op in OPERATIONS.items()}
+    if name in taken:
+        raise ValueError(f"operationId {name!r} is already taken by {taken[name]}")
+    if len(methods) != 1:
+        raise ValueError(f"operationId {name!r} names {len(methods)} methods of {path}: give each its own Operation")
+    OPERATIONS[(path, methods[0].upper())] = operation
 
 
 def _models() -> list[type[BaseModel]]:
@@ -153,14 +167,33 @@ def _parameters(path: str, op: Operation) -> list[dict[str, Any]]:
     return params
 
 
-def _request_body(op: Operation) -> dict[str, Any] | None:
+def _documented_media_types(method: str, op: Operation) -> list[str]:
+    """The media types the document lists for a body: those the server accepts, except PATCH.
+
+    The server reads a PATCH body sent as application/json or as application/merge-patch+json
+    (web.json_media_types). Listing both breaks openapi-python-client (0.29.1; its issue #1276):
+    it cannot tell two media types of one schema apart, so the body becomes optional, the
+    first type is dead code (the last always wins), and the module fails to import (NameError:
+    Unset) when the operation has no optional parameter. The merge-patch type alone keeps the
+    body required and names what the server does with it; the description mentions the other.
+    """
+    if op.body_media == "form":
+        return FORM_TYPES
+    return [MERGE_PATCH] if method == "PATCH" else json_media_types(method)
+
+
+def _request_body(method: str, op: Operation) -> dict[str, Any] | None:
     if op.body is None:
         return None
-    media = "application/x-www-form-urlencoded" if op.body_media == "form" else "application/json"
-    content: dict[str, Any] = {media: {"schema": _ref(op.body), "example": _example(op.body)}}
-    if op.body_media == "json":
-        content["application/merge-patch+json"] = {"schema": _ref(op.body)}
-    return {"required": True, "content": content}
+    example = _example(op.body)
+    content = {media: {"schema": _ref(op.body), "example": example} for media in _documented_media_types(method, op)}
+    body: dict[str, Any] = {"required": True, "content": content}
+    if method == "PATCH":
+        body["description"] = (
+            "A JSON merge patch (RFC 7396): the fields sent change, the rest stay; null removes an optional field. "
+            "Also accepted as application/json."
+        )
+    return body
 
 
 def _responses(path: str, op: Operation) -> dict[str, Any]:
@@ -181,16 +214,15 @@ def _responses(path: str, op: Operation) -> dict[str, Any]:
 
 
 def _operation(path: str, method: str, op: Operation) -> dict[str, Any]:
-    operation_id = re.sub(r"[^a-zA-Z0-9]+", "_", f"{method.lower()}{path}").strip("_")
     result: dict[str, Any] = {
-        "operationId": operation_id,
+        "operationId": op.operation_id,
         "summary": op.summary,
         "tags": [op.tag],
         "parameters": _parameters(path, op),
         "responses": _responses(path, op),
         "security": [] if op.public else SECURITY,
     }
-    body = _request_body(op)
+    body = _request_body(method, op)
     if body is not None:
         result["requestBody"] = body
     return result

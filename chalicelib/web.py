@@ -33,7 +33,10 @@ from chalicelib.schemas import body_alias_keys
 logger = logging.getLogger("contact_notes")
 
 PROBLEM_JSON = "application/problem+json"
-JSON_TYPES = ["application/json", "application/merge-patch+json"]
+JSON_TYPES = ["application/json"]
+MERGE_PATCH = "application/merge-patch+json"
+# A PATCH body is a JSON merge patch (RFC 7396: null removes a field), accepted under either name.
+MERGE_PATCH_TYPES = [*JSON_TYPES, MERGE_PATCH]
 FORM_TYPES = ["application/x-www-form-urlencoded"]
 # The methods an API Gateway REST API can define on a resource (ANY aside).
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
@@ -153,10 +156,16 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
+def json_media_types(method: str) -> list[str]:
+    """The media types a JSON body may be sent as with this method (the route's and the check's)."""
+    return MERGE_PATCH_TYPES if method.upper() == "PATCH" else JSON_TYPES
+
+
 def read_json_object(request: Request, max_bytes: int) -> dict[str, Any]:
     """The request body as a JSON object: 415, 413, 400 or 422 when it is not one."""
-    if _media_type(request) not in JSON_TYPES:
-        raise UnsupportedMediaType("Send the body as application/json.")
+    accepted = json_media_types(request.method)
+    if _media_type(request) not in accepted:
+        raise UnsupportedMediaType(f"Send the body as {' or '.join(accepted)}.")
     raw = _raw_body(request, max_bytes)
     try:
         data = json.loads(raw.decode("utf-8"), object_pairs_hook=_unique_keys, parse_constant=_reject_constant)

@@ -48,6 +48,7 @@ WORKER_GROUPS = {
     "tests/test_contract.py": "stack",
     "tests/test_docs_browser.py": "stack",
     "tests/test_gateway_parity.py": "stack",
+    "tests/test_generated_client.py": "stack",
     "tests/test_package.py": "package",
 }
 
@@ -65,9 +66,10 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
 
 @pytest.fixture(scope="session")
 def shared_stack() -> Iterator[Any]:
-    """One `make run` stack for the tests that only need one to talk to (the contract test,
-    the browser, the gateway table), started once: they all run on one worker (WORKER_GROUPS).
-    Limits are high: the fuzzer sends thousands of requests, and the limiter has tests of its own."""
+    """One `make run` stack for the tests that only need one to talk to (the contract test, the
+    browser, the gateway table, the generated client), started once: they all run on one worker
+    (WORKER_GROUPS). Limits are high: the fuzzer sends thousands of requests, and the limiter has
+    tests of its own."""
     from tests.stack import running_stack
 
     with running_stack(RATE_LIMIT_BURST="100000", RATE_LIMIT_PER_SECOND="100000") as running:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 from openapi_spec_validator import validate
 
-from chalicelib.openapi import OPERATIONS, build_document
+from chalicelib.openapi import OPERATIONS, Operation, build_document
 from tests.conftest import API, ROOT, Api, problem
 
 
@@ -63,6 +64,79 @@ def test_operations_describe_inputs_outputs_and_problems(document: dict[str, Any
                 assert media["example"], where
             if op["security"]:
                 assert 401 in problems, where
+
+
+EXPECTED_OPERATION_IDS = {
+    ("get", "/health"): "getHealth",
+    ("post", "/auth/register"): "register",
+    ("post", "/auth/token"): "signIn",
+    ("get", "/auth/me"): "getCurrentUser",
+    ("post", "/contacts"): "createContact",
+    ("get", "/contacts"): "listContacts",
+    ("get", "/contacts/{contact_id}"): "getContact",
+    ("put", "/contacts/{contact_id}"): "replaceContact",
+    ("patch", "/contacts/{contact_id}"): "updateContact",
+    ("delete", "/contacts/{contact_id}"): "deleteContact",
+    ("post", "/contacts/{contact_id}/notes"): "addNoteToContact",
+    ("get", "/contacts/{contact_id}/notes"): "listContactNotes",
+    ("post", "/notes"): "createNote",
+    ("get", "/notes/{note_id}"): "getNote",
+    ("put", "/notes/{note_id}"): "replaceNote",
+    ("patch", "/notes/{note_id}"): "updateNote",
+    ("delete", "/notes/{note_id}"): "deleteNote",
+}
+
+
+def test_operation_ids_are_unique_lower_camel_case_names(document: dict[str, Any]) -> None:
+    """They name the functions of generated clients: chosen, not derived from the path."""
+    ids = {
+        (method, path.removeprefix(API)): op["operationId"]
+        for path, ops in document["paths"].items()
+        for method, op in ops.items()
+    }
+    assert all(re.fullmatch(r"[a-z][a-zA-Z0-9]*", name) for name in ids.values()), ids
+    assert len(set(ids.values())) == len(ids)
+    assert ids == EXPECTED_OPERATION_IDS
+
+
+@pytest.mark.parametrize(
+    ("methods", "operation_id", "refusal"),
+    [
+        (["GET"], "getHealth", "already taken by GET /api/v1/health"),
+        (["GET"], "get_health_again", "not a lowerCamelCase name"),
+        (["GET"], "GetHealthAgain", "not a lowerCamelCase name"),
+        (["GET"], "", "not a lowerCamelCase name"),
+        (["PUT", "PATCH"], "changeHealth", "names 2 methods"),
+    ],
+)
+def test_registration_refuses_a_bad_or_taken_operation_id(methods: list[str], operation_id: str, refusal: str) -> None:
+    """What app.py's import would raise, had a route been declared so; nothing is registered."""
+    from app import app, route
+
+    before = dict(OPERATIONS)
+    with pytest.raises(ValueError, match=refusal):
+        route("/health-again", methods, Operation("Again", "service", operation_id=operation_id))(lambda: None)
+    assert before == OPERATIONS
+    assert API + "/health-again" not in app.routes
+
+
+def test_request_bodies_list_only_what_the_server_reads(document: dict[str, Any]) -> None:
+    """POST and PUT take JSON; PATCH a merge patch (the server reads application/json too, which
+    the document does not list: see chalicelib/openapi.py on openapi-python-client)."""
+    bodies = {
+        (method, path): list(op["requestBody"]["content"])
+        for path, ops in document["paths"].items()
+        for method, op in ops.items()
+        if "requestBody" in op
+    }
+    for (method, path), media_types in bodies.items():
+        if path == API + "/auth/token":
+            assert media_types == ["application/x-www-form-urlencoded"]
+        elif method == "patch":
+            assert media_types == ["application/merge-patch+json"], path
+        else:
+            assert media_types == ["application/json"], (method, path)
+    assert {method for method, _ in bodies} == {"post", "put", "patch"}
 
 
 def test_specific_problem_statuses(document: dict[str, Any]) -> None:

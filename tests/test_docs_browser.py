@@ -56,7 +56,7 @@ def test_authorize_with_password_and_create_a_contact(chromium: str, docs_stack:
             page.locator(".auth-container button", has_text="Logout").first.wait_for(timeout=15_000)
             page.click("button.btn-done >> nth=0")
 
-            operation = page.locator("#operations-contacts-post_api_v1_contacts")
+            operation = page.locator("#operations-contacts-createContact")
             operation.locator(".opblock-summary-control").click()
             contact = json.dumps({"first_name": "Grace", "last_name": "Hopper"})
             operation.locator("textarea.body-param__text").fill(contact)

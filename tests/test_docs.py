@@ -110,12 +110,17 @@ def test_operation_ids_are_unique_lower_camel_case_names(document: dict[str, Any
     ],
 )
 def test_registration_refuses_a_bad_or_taken_operation_id(methods: list[str], operation_id: str, refusal: str) -> None:
-    """What app.py's import would raise, had a route been declared so; nothing is registered."""
-    from app import app, route
+    """What a blueprint's import would raise, had a route been declared so; nothing is registered."""
+    from app import app
+    from chalicelib.api.routing import ApiBlueprint
 
     before = dict(OPERATIONS)
+    blueprint = ApiBlueprint(__name__)
     with pytest.raises(ValueError, match=refusal):
-        route("/health-again", methods, Operation("Again", "service", operation_id=operation_id))(lambda: None)
+        blueprint.operation("/health-again", methods, Operation("Again", "service", operation_id=operation_id))(
+            lambda: None
+        )
+    assert blueprint._deferred_registrations == []
     assert before == OPERATIONS
     assert API + "/health-again" not in app.routes
 

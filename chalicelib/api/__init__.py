@@ -1,0 +1,1 @@
+"""The HTTP API, one Chalice Blueprint per capability; app.py registers them (wiring only)."""

@@ -1,0 +1,91 @@
+"""What every capability's blueprint shares: registering an operation (error boundary,
+authorizer unless public, OpenAPI entry) and reading the request."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from chalice import Blueprint
+from chalice.app import Request, Response
+from pydantic import BaseModel
+
+from chalicelib import openapi
+from chalicelib.api.gate import jwt_auth
+from chalicelib.openapi import Operation
+from chalicelib.runtime import settings
+from chalicelib.schemas import PageQuery
+from chalicelib.web import (
+    etag,
+    handle_errors,
+    json_media_types,
+    json_response,
+    note_aliases_resolved,
+    parse,
+    read_json_object,
+)
+
+API = "/api/v1"
+M = TypeVar("M", bound=BaseModel)
+
+
+class ApiBlueprint(Blueprint):
+    """A Chalice Blueprint whose routes live under /api/v1 and are described in OpenAPI."""
+
+    def operation(
+        self, path: str, methods: list[str], op: Operation, content_types: list[str] | None = None
+    ) -> Callable[..., Any]:
+        """Register a view under /api/v1: error boundary, authorizer unless public, OpenAPI entry."""
+
+        def register(view: Callable[..., Response]) -> Callable[..., Response]:
+            openapi.register(API + path, methods, op)  # first: a refused operation never becomes a route
+            self.route(
+                API + path,
+                methods=methods,
+                authorizer=None if op.public else jwt_auth,
+                # On AWS the authorizer names the caller's usage-plan key (API key source AUTHORIZER).
+                api_key_required=not op.public,
+                content_types=content_types or default_content_types(methods),
+            )(handle_errors(view, lambda: self.request))
+            return view
+
+        return register
+
+    @property
+    def request(self) -> Request:
+        return self.current_request
+
+    def owner(self) -> str:
+        """The workspace the token acts in (the data's owner)."""
+        return str(self.request.context["authorizer"]["owner_id"])
+
+    def user(self) -> str:
+        return str(self.request.context["authorizer"]["user_id"])
+
+    def body(self, model: type[M]) -> M:
+        return parse(model, read_json_object(self.request, settings().max_request_bytes))
+
+    def note_body(self, model: type[M]) -> M:
+        """A note body whose text may arrive under an alias (see schemas.BODY_ALIASES)."""
+        return parse(model, note_aliases_resolved(read_json_object(self.request, settings().max_request_bytes)))
+
+    def page_query(self) -> PageQuery:
+        params: dict[str, str] = dict(self.request.query_params or {})
+        return parse(PageQuery, params, prefix="#/query")
+
+
+def default_content_types(methods: list[str]) -> list[str]:
+    """JSON (a merge patch too for PATCH) for methods that carry a body; anything for GET/DELETE,
+    whose body is ignored. Chalice answers a type outside these with 415 before the view runs."""
+    if not set(methods) & {"POST", "PUT", "PATCH"}:
+        return ["*/*"]
+    return list(dict.fromkeys(media for method in methods for media in json_media_types(method)))
+
+
+def versioned(body: Any, status: int = 200) -> Response:
+    """An item with its version as the ETag."""
+    return json_response(body, status, etag(body.version))
+
+
+def no_content() -> Response:
+    return Response(body="", status_code=204)

@@ -10,6 +10,7 @@ from functools import lru_cache
 from typing import Any
 
 from chalicelib.config import Settings
+from chalicelib.roles import OWNER, ROLES
 
 ALGORITHMS = ["HS256"]  # pinned: a token naming any other algorithm is refused
 TOKEN_TYPE = "at+jwt"  # noqa: S105 (a media type, not a secret); RFC 9068 access-token media type, checked on every token
@@ -60,13 +61,17 @@ class Principal:
     """Who a verified token speaks for."""
 
     user_id: str
-    owner_id: str
+    owner_id: str  # the workspace the token acts in
     tier: str = DEFAULT_TIER
     expires_at: int = 0
+    role: str = OWNER  # the user's role in that workspace when the token was issued
 
 
-def issue_token(settings: Settings, user_id: str, tier: str = DEFAULT_TIER) -> tuple[str, int]:
-    """A signed access token for the user (and their usage-plan tier) and its lifetime in seconds."""
+def issue_token(
+    settings: Settings, user_id: str, tier: str = DEFAULT_TIER, workspace_id: str | None = None, role: str = OWNER
+) -> tuple[str, int]:
+    """A signed access token for the user acting in a workspace (default: their personal one)
+    with a role, and its usage-plan tier; and its lifetime in seconds."""
     now = int(time.time())
     ttl = settings.access_token_ttl_seconds
     claims = {
@@ -78,6 +83,8 @@ def issue_token(settings: Settings, user_id: str, tier: str = DEFAULT_TIER) -> t
         "exp": now + ttl,
         "jti": secrets.token_urlsafe(16),
         "tier": tier,
+        "wid": workspace_id or user_id,
+        "role": role,
     }
     import jwt  # on first use (PyJWT pulls in cryptography where installed)
 
@@ -118,8 +125,11 @@ def verify_token(settings: Settings, authorization: str) -> Principal:
         raise InvalidToken("wrong token type")
     claims: dict[str, Any] = decoded["payload"]
     subject, tier = claims["sub"], claims.get("tier", DEFAULT_TIER)
+    workspace, role = claims.get("wid", subject), claims.get("role", OWNER)  # tokens made before workspaces
     if not isinstance(subject, str) or not subject:
         raise InvalidToken("bad subject")
     if not isinstance(tier, str) or not _TIER.match(tier):
         raise InvalidToken("bad tier")
-    return Principal(user_id=subject, owner_id=subject, tier=tier, expires_at=int(claims["exp"]))
+    if not isinstance(workspace, str) or not workspace or role not in ROLES:
+        raise InvalidToken("bad workspace or role")
+    return Principal(subject, workspace, tier, int(claims["exp"]), role)

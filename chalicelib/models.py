@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from pynamodb.attributes import BooleanAttribute, ListAttribute, NumberAttribute, TTLAttribute, UnicodeAttribute
-from pynamodb.indexes import AllProjection, LocalSecondaryIndex
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, LocalSecondaryIndex
 from pynamodb.models import Model
 from pynamodb.pagination import ResultIterator
 
@@ -159,6 +159,58 @@ class RateLimitRecord(Model):
     expires_at = TTLAttribute(null=True)
 
 
+class Workspace(Model):
+    """A workspace: the owner of contacts and notes (their `owner_id`). A user's personal
+    workspace has the user's id, so data stored before workspaces existed needs no move."""
+
+    class Meta(_BaseMeta):
+        stream_view_type = "NEW_AND_OLD_IMAGES"
+
+    workspace_id = UnicodeAttribute(hash_key=True)
+    name = UnicodeAttribute()
+    personal = BooleanAttribute(default=False)
+    created_by = UnicodeAttribute()
+    created_at = UnicodeAttribute()
+    updated_at = UnicodeAttribute()
+    version = NumberAttribute(default=1)
+
+
+class MembershipsByUser(GlobalSecondaryIndex["Membership"]):
+    """A user's memberships (GET /workspaces): one Query."""
+
+    class Meta:
+        index_name = "by_user"
+        projection = AllProjection()
+
+    user_id = UnicodeAttribute(hash_key=True)
+    workspace_id = UnicodeAttribute(range_key=True)
+
+
+class Membership(Model):
+    """A user's role in a workspace (owner, admin, editor, viewer: chalicelib.roles)."""
+
+    class Meta(_BaseMeta):
+        pass
+
+    workspace_id = UnicodeAttribute(hash_key=True)
+    user_id = UnicodeAttribute(range_key=True)
+    role = UnicodeAttribute()
+    created_at = UnicodeAttribute()
+    updated_at = UnicodeAttribute()
+
+    by_user = MembershipsByUser()
+
+
+class SessionRecord(Model):
+    """Refresh-token sessions (chalicelib.sessions): items expire by TTL after inactivity."""
+
+    class Meta(_BaseMeta):
+        pass
+
+    pk = UnicodeAttribute(hash_key=True)
+    expires_at = TTLAttribute(null=True)
+
+
 def contact_note_key(contact_id: str, note_id: str = "") -> str:
     """A note's by_contact sort key; without a note id, the prefix all its contact's notes share."""
     return f"{contact_id}#{note_id}"
@@ -170,17 +222,22 @@ def query_contact_notes(owner_id: str, contact_id: str, **options: Any) -> Resul
     return Note.by_contact.query(owner_id, prefix, consistent_read=True, **options)
 
 
-ALL_MODELS: tuple[type[Model], ...] = (UserRecord, Contact, Note, RateLimitRecord)
+# Each model, the setting naming its table, and its resource in infra/template.json.
+TABLES: dict[type[Model], tuple[str, str]] = {
+    UserRecord: ("users_table", "UsersTable"),
+    Contact: ("contacts_table", "ContactsTable"),
+    Note: ("notes_table", "NotesTable"),
+    RateLimitRecord: ("rate_limits_table", "RateLimitsTable"),
+    Workspace: ("workspaces_table", "WorkspacesTable"),
+    Membership: ("memberships_table", "MembershipsTable"),
+    SessionRecord: ("sessions_table", "SessionsTable"),
+}
+ALL_MODELS: tuple[type[Model], ...] = tuple(TABLES)
 
 
 def bind_models(settings: Settings) -> None:
     """Point every model at the tables, region and endpoint the settings name."""
-    names = {
-        UserRecord: settings.users_table,
-        Contact: settings.contacts_table,
-        Note: settings.notes_table,
-        RateLimitRecord: settings.rate_limits_table,
-    }
+    names = {model: getattr(settings, setting) for model, (setting, _) in TABLES.items()}
     for model, table_name in names.items():
         meta: Any = model.Meta
         target = (table_name, settings.aws_region, settings.dynamodb_endpoint)

@@ -54,6 +54,9 @@ def _dynamodb_errors() -> Iterator[None]:
         raise unavailable from exc
 
 
+dynamodb_errors = _dynamodb_errors  # for the capabilities' own storage modules
+
+
 def _condition_failed(exc: PynamoDBException) -> bool:
     return exc.cause_response_code == CONDITION_FAILED
 

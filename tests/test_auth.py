@@ -133,8 +133,9 @@ def test_token_for_correct_password(anon: Api) -> None:
     header = jwt.get_unverified_header(token["access_token"])
     assert header == {"alg": "HS256", "typ": "at+jwt"}
     claims = jwt.decode(token["access_token"], TEST_SECRET, algorithms=["HS256"], audience="contact-notes-api")
-    assert set(claims) == {"iss", "aud", "sub", "iat", "nbf", "exp", "jti", "tier"}
+    assert set(claims) == {"iss", "aud", "sub", "iat", "nbf", "exp", "jti", "tier", "wid", "role"}
     assert claims["tier"] == "default"
+    assert (claims["wid"], claims["role"]) == (claims["sub"], "owner")  # the personal workspace
     assert claims["exp"] - claims["iat"] == 1800
     assert reply.header("cache-control") == "no-store"
 

@@ -74,10 +74,9 @@ def test_stream_mapping_settings(resources: dict[str, Any]) -> None:
 
 
 def test_tables_match_the_models(resources: dict[str, Any]) -> None:
-    from chalicelib.models import Contact, Note, RateLimitRecord, UserRecord
+    from chalicelib.models import TABLES
 
-    for name, model in (("UsersTable", UserRecord), ("ContactsTable", Contact), ("NotesTable", Note),
-                        ("RateLimitsTable", RateLimitRecord)):  # fmt: skip
+    for model, (_, name) in TABLES.items():
         props = resources[name]["Properties"]
         schema = model._get_schema()
         assert sorted(props["KeySchema"], key=lambda k: k["KeyType"]) == sorted(
@@ -85,6 +84,11 @@ def test_tables_match_the_models(resources: dict[str, Any]) -> None:
             key=lambda k: k["KeyType"],
         ), name
         assert props["BillingMode"] == "PAY_PER_REQUEST"
+        indexes = {i["index_name"]: i for i in schema.get("global_secondary_indexes", [])}
+        assert {i["IndexName"] for i in props.get("GlobalSecondaryIndexes", [])} == set(indexes), name
+        for index in props.get("GlobalSecondaryIndexes", []):
+            assert index["KeySchema"] == indexes[index["IndexName"]]["key_schema"], name
+        assert ("StreamSpecification" in props) == hasattr(model.Meta, "stream_view_type"), name
     assert resources["RateLimitsTable"]["Properties"]["TimeToLiveSpecification"] == {
         "AttributeName": "expires_at",
         "Enabled": True,

@@ -78,8 +78,10 @@ def test_translated_template_passes_cfn_lint(cfn: dict[str, Any], tmp_path: Path
 
 
 def test_tables(cfn: dict[str, Any], built: tuple[str, Bundle]) -> None:
+    from chalicelib.models import TABLES
+
     tables = _of_type(cfn, "AWS::DynamoDB::Table")
-    assert len(tables) == 4
+    assert len(tables) == len(TABLES)
     for table in tables:
         props = table["Properties"]
         assert props["BillingMode"] == "PAY_PER_REQUEST"
@@ -91,9 +93,9 @@ def test_tables(cfn: dict[str, Any], built: tuple[str, Bundle]) -> None:
     ttl = [t for t in tables if "TimeToLiveSpecification" in t["Properties"]]
     assert [t["Properties"]["TimeToLiveSpecification"] for t in ttl] == [
         {"AttributeName": "expires_at", "Enabled": True}
-    ]
+    ] * 2  # the limiter's and the sessions'
     streams = [t for t in tables if "StreamSpecification" in t["Properties"]]
-    assert [t["Properties"]["StreamSpecification"] for t in streams] == [{"StreamViewType": "NEW_AND_OLD_IMAGES"}]
+    assert [t["Properties"]["StreamSpecification"] for t in streams] == [{"StreamViewType": "NEW_AND_OLD_IMAGES"}] * 2
 
 
 def test_stream_mapping_and_dead_letters(cfn: dict[str, Any]) -> None:

@@ -45,6 +45,7 @@ def jwt_auth(auth_request: AuthRequest) -> AuthResponse:
         "user_id": principal.user_id,
         "owner_id": principal.owner_id,
         "tier": principal.tier,
+        "role": principal.role,
         # API Gateway caches this answer per token for ttl_seconds; the API checks exp again
         # so that a token expiring inside that window stops working on time.
         "exp": str(principal.expires_at),

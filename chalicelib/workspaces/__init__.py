@@ -1,0 +1,1 @@
+"""Workspaces: who may act where, and with which role."""

@@ -73,7 +73,7 @@ def issue_token(
     """A signed access token for the user acting in a workspace (default: their personal one)
     with a role, and its usage-plan tier; and its lifetime in seconds."""
     now = int(time.time())
-    ttl = settings.access_token_ttl_seconds
+    ttl = settings.access_token_minutes * 60
     claims = {
         "iss": settings.jwt_issuer,
         "aud": settings.jwt_audience,

@@ -49,7 +49,11 @@ class Settings(BaseModel):
     jwt_secret_max_age_seconds: int = Field(default=300, ge=1, le=86_400)
     jwt_issuer: str = "contact-notes"
     jwt_audience: str = "contact-notes-api"
-    access_token_ttl_seconds: int = Field(default=1800, ge=60, le=86400)
+    # Access tokens cannot be revoked (the authorizer reads no table): their lifetime bounds how
+    # long one stays good after sign-out, removal from a workspace or a password change.
+    access_token_minutes: int = Field(default=15, ge=1, le=1440)
+    # A refresh token family (a sign-in) ends after this many days without a refresh.
+    refresh_token_days: int = Field(default=30, ge=1, le=365)
     default_phone_region: str = Field(default="US", pattern=r"^[A-Z]{2}$")
     max_request_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

@@ -129,14 +129,14 @@ def test_token_for_correct_password(anon: Api) -> None:
     assert reply.status == 200
     token = reply.json
     assert token["token_type"] == "bearer"
-    assert token["expires_in"] == 1800
+    assert token["expires_in"] == 15 * 60  # ACCESS_TOKEN_MINUTES' default
     header = jwt.get_unverified_header(token["access_token"])
     assert header == {"alg": "HS256", "typ": "at+jwt"}
     claims = jwt.decode(token["access_token"], TEST_SECRET, algorithms=["HS256"], audience="contact-notes-api")
     assert set(claims) == {"iss", "aud", "sub", "iat", "nbf", "exp", "jti", "tier", "wid", "role"}
     assert claims["tier"] == "default"
     assert (claims["wid"], claims["role"]) == (claims["sub"], "owner")  # the personal workspace
-    assert claims["exp"] - claims["iat"] == 1800
+    assert claims["exp"] - claims["iat"] == 15 * 60
     assert reply.header("cache-control") == "no-store"
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from bench.inprocess import authorizer_event
 from bench.report import Figure
-from tests.api import PASSWORD
+from tests.api import PASSWORD, Api
 
 COUNT_EVENT = "before-parameter-build.dynamodb"
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -31,6 +31,7 @@ BUDGETS = {
     "list": 3,  # one page of a list
     "limiter only": 1,  # no item read or written (refused input, health): the limiter's call only
     "none": 0,  # a CORS preflight: answered from the route table, not even the limiter is asked
+    "rotation": 3,  # a refresh: the limiter, one read of token, family and user, one write
     # A contact and its 2 notes: DeleteItem, limiter, one Query per MB of notes, one
     # BatchWriteItem per 25 notes.
     "cascade": 2 + 1 + math.ceil(2 / NOTES_PER_BATCH),
@@ -120,17 +121,86 @@ ROUTES = [
         "item",
         body={"username": "newbie", "email": "newbie@example.com", "password": PASSWORD},
     ),
-    # Sign-in reads the username claim, then the user; the limiter table also answers the
-    # account's lockout state. It is in none of the issue's classes, so it is reported only.
+    # Sign-in reads the username's claim and the account's lockout state together (one
+    # BatchGetItem over the users and limiter tables), then the user, and starts a refresh-token
+    # family (one transaction). It is in none of the issue's classes, so it is reported only.
     Route(
         "POST /auth/token",
         "POST",
         "/auth/token",
         200,
-        {"GetItem": 2},
+        {"BatchGetItem": 1, "GetItem": 1, "TransactWriteItems": 1},
         None,
         form=f"username=alice&password={PASSWORD}",
+    ),
+    # A refresh reads token, family and user in one BatchGetItem and rotates in one transaction
+    # (into a shared workspace, one GetItem of the membership more: tests/test_sessions.py).
+    Route(
+        "POST /auth/token (refresh grant)",
+        "POST",
+        "/auth/token",
+        200,
+        {"BatchGetItem": 1, "TransactWriteItems": 1},
+        "rotation",
+        form="grant_type=refresh_token&refresh_token={refresh}",
+    ),
+    Route(
+        "POST /auth/token (refresh token used twice: sign-in revoked)",
+        "POST",
+        "/auth/token",
+        401,
+        {"BatchGetItem": 1, "UpdateItem": 1},
+        "rotation",
+        form="grant_type=refresh_token&refresh_token={rotated}",
+    ),
+    Route(
+        "POST /auth/token (refresh token not of our shape)",
+        "POST",
+        "/auth/token",
+        401,
+        {},
+        "limiter only",
+        form="grant_type=refresh_token&refresh_token=garbage",
+    ),
+    Route(
+        "POST /auth/logout",
+        "POST",
+        "/auth/logout",
+        204,
+        {"TransactWriteItems": 1},
+        "item",
+        body={"refresh_token": "{refresh}"},
+    ),
+    Route(
+        "POST /auth/logout (not a token of ours)",
+        "POST",
+        "/auth/logout",
+        204,
+        {},
+        "limiter only",
+        body={"refresh_token": "x"},
+    ),
+    # Reads the user and the account's lockout state, writes the user (the same password here,
+    # so that the benchmark's user can sign in again): reported only, like sign-in.
+    Route(
+        "POST /auth/password",
+        "POST",
+        "/auth/password",
+        204,
+        {"GetItem": 1, "UpdateItem": 1},
+        None,
+        body={"current_password": PASSWORD, "new_password": PASSWORD},
         limiter=["UpdateItem", "GetItem"],
+    ),
+    Route(
+        "POST /auth/password (wrong current password)",
+        "POST",
+        "/auth/password",
+        403,
+        {"GetItem": 1},
+        None,
+        body={"current_password": "not the password", "new_password": "whatever it is"},
+        limiter=["UpdateItem", "GetItem", "UpdateItem"],
     ),
     Route("POST /contacts", "POST", "/contacts", 201, {"PutItem": 1}, "item", body={"first_name": "X"}),
     Route("GET /contacts", "GET", "/contacts", 200, {"Query": 1}, "list"),
@@ -186,11 +256,22 @@ def seed(send: Any) -> dict[str, str]:
     return {"c": contact["id"], "n": note["id"], "spare": spare["id"]}
 
 
+def sessions(api: Api) -> dict[str, str]:
+    """A fresh refresh token (`{refresh}`) and one already exchanged (`{rotated}`), each of a
+    sign-in of its own, for the routes that spend them."""
+    login = f"username={api.user['username']}&password={PASSWORD}".encode()
+    rotated = api.token_form(login).json["refresh_token"]
+    api.token_form(f"grant_type=refresh_token&refresh_token={rotated}".encode())
+    return {"refresh": api.token_form(login).json["refresh_token"], "rotated": rotated}
+
+
 def fill(route: Route, world: dict[str, str]) -> tuple[str, Any]:
-    """The route's path and body with the seeded ids in place."""
+    """The route's path and body (or form) with the seeded ids and tokens in place."""
     body = route.body
     if isinstance(body, dict):
         body = {k: v.format(**world) if isinstance(v, str) else v for k, v in body.items()}
+    if route.form is not None:
+        body = route.form.format(**world).encode()
     return route.path.format(**world), body
 
 
@@ -206,10 +287,10 @@ def run() -> list[Figure]:
             return alice.request(method, path, body).json
 
         for route in ROUTES:
-            path, body = fill(route, seed(send))
+            path, body = fill(route, {**seed(send), **sessions(alice)})
             scans += counter.scans
             counter.reset()
-            reply = alice.token_form(route.form.encode()) if route.form else alice.request(route.method, path, body)
+            reply = alice.token_form(body) if route.form else alice.request(route.method, path, body)
             assert reply.status == route.status, (route.name, reply.status, reply.body)
             assert counter.by_operation() == route.calls, (route.name, counter.log)
             total = len(counter.log)

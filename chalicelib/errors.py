@@ -52,6 +52,15 @@ class Unauthorized(AppError):
         super().__init__(detail, headers={"WWW-Authenticate": "Bearer"})
 
 
+class InvalidGrant(Unauthorized):
+    """The token endpoint's refusal of a password or refresh token: RFC 6749 §5.2's
+    `invalid_grant`, kept at 401 (what a wrong password has always answered here)."""
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(detail)
+        self.extra = {"error": "invalid_grant"}
+
+
 class Forbidden(AppError):
     status, slug, title = 403, "forbidden", "Forbidden"
 

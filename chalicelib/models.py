@@ -66,6 +66,9 @@ class UserRecord(Model):
     email = UnicodeAttribute(null=True)
     password_hash = UnicodeAttribute(null=True)
     tier = UnicodeAttribute(null=True)  # usage-plan tier; absent means "default"
+    # Refresh-token families started at or before this time (ISO 8601, like created_at) are
+    # void: a password change signs out every session with one write, no Query of sessions.
+    sessions_valid_after = UnicodeAttribute(null=True)
     created_at = UnicodeAttribute(null=True)
     updated_at = UnicodeAttribute(null=True)
     version = NumberAttribute(default=1)
@@ -201,14 +204,33 @@ class Membership(Model):
     by_user = MembershipsByUser()
 
 
+FAMILY_PREFIX = "F#"
+TOKEN_PREFIX = "T#"  # noqa: S105 (a key prefix, not a secret)
+CURRENT, ROTATED = "current", "rotated"
+
+
 class SessionRecord(Model):
-    """Refresh-token sessions (chalicelib.sessions): items expire by TTL after inactivity."""
+    """Refresh-token sessions (chalicelib.sessions): items expire by TTL after inactivity.
+
+    F#<family id>: one sign-in (a token family): its user, workspace, revoked mark, last use.
+    T#<sha-256 of a token>: one refresh token ever issued: its family and whether it is the
+    family's current one or was rotated (presenting a rotated one revokes the family).
+    """
 
     class Meta(_BaseMeta):
         pass
 
     pk = UnicodeAttribute(hash_key=True)
     expires_at = TTLAttribute(null=True)
+    # token items
+    family_id = UnicodeAttribute(null=True)
+    state = UnicodeAttribute(null=True)  # CURRENT or ROTATED
+    # family items
+    user_id = UnicodeAttribute(null=True)
+    workspace_id = UnicodeAttribute(null=True)
+    revoked = BooleanAttribute(null=True)
+    created_at = UnicodeAttribute(null=True)
+    updated_at = UnicodeAttribute(null=True)  # the family's last use (sign-in, refresh, sign-out)
 
 
 def contact_note_key(contact_id: str, note_id: str = "") -> str:

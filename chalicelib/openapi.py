@@ -23,6 +23,7 @@ from chalicelib.web import FORM_TYPES, IF_MATCH_PATTERN, MERGE_PATCH, json_media
 TITLES = {
     400: "Bad request",
     401: "Missing or invalid credentials",
+    403: "Forbidden",
     404: "Not found (or another user's)",
     409: "Conflict",
     412: "If-Match names an old version",
@@ -268,8 +269,11 @@ def build_document(routes: dict[str, dict[str, Any]], version: str = "1.0.0") ->
             "securitySchemes": {
                 "OAuth2PasswordBearer": {
                     "type": "oauth2",
-                    "description": "Username and password for a bearer token (OAuth 2.0 password grant).",
-                    "flows": {"password": {"tokenUrl": "/api/v1/auth/token", "scopes": {}}},
+                    "description": "Username and password for a bearer token (OAuth 2.0 password grant); "
+                    "the refresh token in the answer renews it at the same URL (grant_type=refresh_token).",
+                    "flows": {
+                        "password": {"tokenUrl": "/api/v1/auth/token", "refreshUrl": "/api/v1/auth/token", "scopes": {}}
+                    },
                 },
                 "BearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
             },
@@ -279,11 +283,12 @@ def build_document(routes: dict[str, dict[str, Any]], version: str = "1.0.0") ->
 
 def with_base_path(document: dict[str, Any], base: str) -> dict[str, Any]:
     """The document as seen through a path prefix (API Gateway's stage, e.g. "/api"): the
-    server URL and the password flow's token URL move under it; paths stay as they are."""
+    server URL and the password flow's token and refresh URLs move under it; paths stay as they are."""
     if not base:
         return document
     moved = copy.deepcopy(document)
     moved["servers"] = [{"url": base, "description": "this API Gateway stage"}]
     flow = moved["components"]["securitySchemes"]["OAuth2PasswordBearer"]["flows"]["password"]
     flow["tokenUrl"] = base + flow["tokenUrl"]
+    flow["refreshUrl"] = base + flow["refreshUrl"]
     return moved

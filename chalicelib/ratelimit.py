@@ -228,16 +228,34 @@ def ensure_login_allowed(username: str, settings: Settings) -> dict[str, int]:
     try:
         state = store.get_login_state(login_key(username))
     except (ServiceUnavailable, ClientError, BotoCoreError, PynamoDBException) as exc:
-        raise ServiceUnavailable(
-            "Sign-in is briefly unavailable; retry shortly.", headers={"Retry-After": "1"}
-        ) from exc
+        raise _sign_in_unavailable() from exc
+    _refuse_while_locked(state)
+    return state
+
+
+def find_login(username: str) -> tuple[str | None, dict[str, int]]:
+    """`ensure_login_allowed` for the password grant, which also needs the user id the username
+    names: both in one read (a BatchGetItem over the users and limiter tables). Returns the
+    user id (None for an unknown username) and the lockout state seen."""
+    try:
+        user_id, state = store.find_user_id_and_login_state(username, login_key(username))
+    except (ServiceUnavailable, ClientError, BotoCoreError, PynamoDBException) as exc:
+        raise _sign_in_unavailable() from exc
+    _refuse_while_locked(state)
+    return user_id, state
+
+
+def _sign_in_unavailable() -> ServiceUnavailable:
+    return ServiceUnavailable("Sign-in is briefly unavailable; retry shortly.", headers={"Retry-After": "1"})
+
+
+def _refuse_while_locked(state: dict[str, int]) -> None:
     now = _now_us()
     if state.get("locked_until", 0) > now:
         raise TooManyRequests(
             "Too many failed sign-ins for this account; wait before trying again.",
             retry_after=math.ceil((state["locked_until"] - now) / US),
         )
-    return state
 
 
 def lock_seconds(failures: int, settings: Settings) -> float:

@@ -129,14 +129,16 @@ class _Input(_Model):
 # ---- auth ----------------------------------------------------------------------------
 
 
+# A password chosen at registration or on a change: 8-256 characters, storable as UTF-8.
+NewPassword = Annotated[str, StringConstraints(min_length=8, max_length=256), AfterValidator(_no_surrogates)]
+
+
 class RegisterIn(_Input):
     username: Annotated[str, StringConstraints(pattern=_USERNAME)] = Field(
         examples=["your_username"], description="3–64 of A–Z a–z 0–9 _ . -; unique ignoring case."
     )
     email: Email = Field(examples=["your_email@example.com"], description="Unique ignoring case.")
-    password: Annotated[str, StringConstraints(min_length=8, max_length=256), AfterValidator(_no_surrogates)] = Field(
-        examples=["your_password"]
-    )
+    password: NewPassword = Field(examples=["your_password"])
 
 
 class UserOut(_Model):
@@ -149,18 +151,64 @@ class UserOut(_Model):
 class TokenOut(_Model):
     access_token: str
     token_type: str = "bearer"  # noqa: S105 (RFC 6750 token type)
-    expires_in: int
+    expires_in: int = Field(description="Seconds the access token stays valid (ACCESS_TOKEN_MINUTES).")
+    refresh_token: str = Field(
+        description="Single use: exchange it with grant_type=refresh_token for a new pair. "
+        "Using one twice signs the whole sign-in out."
+    )
+
+
+REFRESH_TOKEN_MAX_CHARS = 512  # ours are about 100 characters; anything far longer is refused unread
+RefreshToken = Annotated[str, StringConstraints(min_length=1, max_length=REFRESH_TOKEN_MAX_CHARS)]
+GRANT_TYPES = ("password", "refresh_token")
+
+
+def _grant_schema(schema: dict[str, Any]) -> None:
+    """Which fields each grant needs (the server answers 422 `invalid_request` otherwise).
+
+    As if/then/else rather than anyOf: generated clients (openapi-python-client) turn a
+    top-level anyOf into a union of anonymous models, and keep this model as it is otherwise.
+    """
+    schema["if"] = {"properties": {"grant_type": {"const": "refresh_token"}}, "required": ["grant_type"]}
+    schema["then"] = {"required": ["refresh_token"]}
+    schema["else"] = {"required": ["username", "password"]}
 
 
 class TokenForm(_Model):
-    """OAuth2 password grant form (RFC 6749 §4.3)."""
+    """OAuth2 token request: the password grant (RFC 6749 §4.3) or the refresh grant (§6)."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", json_schema_extra=lambda schema: _grant_schema(schema))
 
-    username: Annotated[str, StringConstraints(min_length=1, max_length=256)] = Field(examples=["your_username"])
-    password: Annotated[str, StringConstraints(min_length=1, max_length=256)] = Field(examples=["your_password"])
-    grant_type: str | None = Field(default=None, examples=["password"])
+    grant_type: Literal["password", "refresh_token"] = Field(default="password", examples=["password"])
+    username: Annotated[str, StringConstraints(min_length=1, max_length=256)] | None = Field(
+        default=None, examples=["your_username"], description="Password grant."
+    )
+    password: Annotated[str, StringConstraints(min_length=1, max_length=256)] | None = Field(
+        default=None, examples=["your_password"], description="Password grant."
+    )
+    refresh_token: RefreshToken | None = Field(
+        default=None, description="Refresh grant: the refresh token of the last answer (single use)."
+    )
+    workspace_id: Annotated[str, StringConstraints(pattern=ULID_PATTERN)] | None = Field(
+        default=None,
+        description="Refresh grant: the workspace the new access token acts in (default: the sign-in's). "
+        "Membership and role are read again on every refresh.",
+    )
     scope: str | None = None
+
+
+class SignOutIn(_Input):
+    refresh_token: RefreshToken = Field(
+        examples=["your_refresh_token"],
+        description="A refresh token of the sign-in to end (the latest, or any before).",
+    )
+
+
+class PasswordChangeIn(_Input):
+    current_password: Annotated[str, StringConstraints(min_length=1, max_length=256)] = Field(
+        examples=["your_password"]
+    )
+    new_password: NewPassword = Field(examples=["your_new_password"], description="8–256 characters.")
 
 
 # ---- contacts ------------------------------------------------------------------------

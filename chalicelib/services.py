@@ -8,7 +8,7 @@ from pynamodb.expressions.update import Action
 
 from chalicelib import auth, ratelimit, store
 from chalicelib.config import Settings
-from chalicelib.errors import NotFound, Unauthorized, ValidationFailed
+from chalicelib.errors import InvalidGrant, NotFound, Unauthorized, ValidationFailed
 from chalicelib.ids import is_valid_id, new_id, utc_now
 from chalicelib.models import PENDING, USER_PREFIX, Contact, Note, UserRecord, contact_note_key
 from chalicelib.pagination import decode_cursor, encode_cursor
@@ -26,6 +26,7 @@ from chalicelib.schemas import (
     TokenOut,
     UserOut,
 )
+from chalicelib.sessions import service as sessions
 
 # ---- users ---------------------------------------------------------------------------
 
@@ -62,14 +63,16 @@ def login(settings: Settings, username: str, password: str) -> TokenOut:
     A locked account is refused before the password is even checked (429, no oracle);
     failures count per username, known or not, and a success clears them.
     """
-    seen = ratelimit.ensure_login_allowed(username, settings)
-    user = store.find_user_by_username(username)
+    user_id, seen = ratelimit.find_login(username)  # one read: the username's claim and the lockout
+    user = store.get_user(user_id) if user_id else None
     if not auth.verify_password(password, user.password_hash if user else None) or user is None:
         ratelimit.record_login_failure(username, seen, settings)
-        raise Unauthorized("Incorrect username or password.")
+        raise InvalidGrant("Incorrect username or password.")
     ratelimit.record_login_success(username, seen)
-    token, ttl = auth.issue_token(settings, user.user_id, user.tier or auth.DEFAULT_TIER)
-    return TokenOut(access_token=token, expires_in=ttl)
+    workspace_id = user.user_id  # the personal workspace
+    token, ttl = auth.issue_token(settings, user.user_id, user.tier or auth.DEFAULT_TIER, workspace_id)
+    refresh_token = sessions.open_family(settings, user.user_id, workspace_id)  # a sign-in starts a family
+    return TokenOut(access_token=token, expires_in=ttl, refresh_token=refresh_token)
 
 
 def current_user(user_id: str) -> UserOut:

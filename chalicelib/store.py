@@ -61,6 +61,9 @@ def _condition_failed(exc: PynamoDBException) -> bool:
     return exc.cause_response_code == CONDITION_FAILED
 
 
+condition_failed = _condition_failed  # for the capabilities' own storage modules
+
+
 TRANSACTION_ATTEMPTS = 3
 
 
@@ -92,6 +95,8 @@ def _transact(model: type[Any], token: str, write: Callable[[TransactWrite], Non
             conflict = exc
     raise unavailable("DynamoDB", "TransactionConflict, retries exhausted", "is busy", 1) from conflict
 
+
+transact = _transact  # for the capabilities' own storage modules
 
 _RETRYABLE_CANCELLATIONS = {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"}
 
@@ -423,6 +428,27 @@ def get_login_state(key: str) -> dict[str, int]:
         for name, value in (("failures", record.failures), ("locked_until", record.locked_until))
         if value is not None
     }
+
+
+_LOGIN_STATE = ("failures", "locked_until")
+
+
+def find_user_id_and_login_state(username: str, login_key: str) -> tuple[str | None, dict[str, int]]:
+    """One BatchGetItem over two tables, strongly consistent: the user id the username's claim
+    names (None when nobody has it) and the account's lockout state ({} when there is none)."""
+    users, limits = UserRecord.Meta.table_name, RateLimitRecord.Meta.table_name
+    request = {
+        users: {"Keys": [{"pk": {"S": username_key(username)}}], "ConsistentRead": True},
+        limits: {"Keys": [{"key": {"S": login_key}}], "ConsistentRead": True},
+    }
+    with _dynamodb_errors():
+        out = dynamodb_client().batch_get_item(RequestItems=request)
+    if out.get("UnprocessedKeys"):  # only when DynamoDB throttles: the client may retry
+        raise unavailable("DynamoDB", "BatchGetItem left keys unprocessed", "is busy", 1)
+    claims, states = out["Responses"].get(users, []), out["Responses"].get(limits, [])
+    user_id = str(claims[0]["user_id"]["S"]) if claims else None
+    state = {name: value for name, value in _numbers(states[0]).items() if name in _LOGIN_STATE} if states else {}
+    return user_id, state
 
 
 def clear_login_state(key: str) -> None:

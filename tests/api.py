@@ -34,6 +34,7 @@ class Api:
     client: Client
     token: str | None = None
     user: dict[str, Any] = field(default_factory=dict)
+    refresh_token: str | None = None  # from the sign-in (sign_up)
 
     def request(
         self,
@@ -86,5 +87,6 @@ class Api:
         """Register and log in a user; return an Api that acts as them."""
         registered = self.register(username)
         assert registered.status == 201, registered.body
-        token = self.login(username).json["access_token"]
-        return Api(self.client, token=token, user=registered.json)
+        tokens = self.login(username).json
+        access, refresh = tokens["access_token"], tokens["refresh_token"]
+        return Api(self.client, token=access, user=registered.json, refresh_token=refresh)

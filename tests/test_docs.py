@@ -71,6 +71,8 @@ EXPECTED_OPERATION_IDS = {
     ("post", "/auth/register"): "register",
     ("post", "/auth/token"): "signIn",
     ("get", "/auth/me"): "getCurrentUser",
+    ("post", "/auth/logout"): "signOut",
+    ("post", "/auth/password"): "changePassword",
     ("post", "/contacts"): "createContact",
     ("get", "/contacts"): "listContacts",
     ("get", "/contacts/{contact_id}"): "getContact",
@@ -159,10 +161,13 @@ def test_specific_problem_statuses(document: dict[str, Any]) -> None:
 
 def test_security_schemes_and_public_routes(document: dict[str, Any]) -> None:
     schemes = document["components"]["securitySchemes"]
-    assert schemes["OAuth2PasswordBearer"]["flows"]["password"]["tokenUrl"] == "/api/v1/auth/token"
+    flow = schemes["OAuth2PasswordBearer"]["flows"]["password"]
+    assert flow["tokenUrl"] == flow["refreshUrl"] == "/api/v1/auth/token"
     assert schemes["BearerAuth"] == {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
     public = {(p, m) for p, ops in document["paths"].items() for m, op in ops.items() if op["security"] == []}
-    assert public == {(API + "/health", "get"), (API + "/auth/register", "post"), (API + "/auth/token", "post")}
+    # Sign-out's credential is the refresh token in its body.
+    auth = {(API + path, "post") for path in ("/auth/register", "/auth/token", "/auth/logout")}
+    assert public == {(API + "/health", "get"), *auth}
     token = document["paths"][API + "/auth/token"]["post"]["requestBody"]["content"]
     assert list(token) == ["application/x-www-form-urlencoded"]
 
@@ -258,7 +263,7 @@ def test_behind_an_api_gateway_stage_the_document_points_under_it(anon: Api) -> 
     document = json.loads(reply["body"])
     assert document["servers"] == [{"url": "/api", "description": "this API Gateway stage"}]
     flow = document["components"]["securitySchemes"]["OAuth2PasswordBearer"]["flows"]["password"]
-    assert flow["tokenUrl"] == "/api/api/v1/auth/token"
+    assert flow["tokenUrl"] == flow["refreshUrl"] == "/api/api/v1/auth/token"
     assert "/api/v1/contacts" in document["paths"]
     local = json.loads(anon.client.http.get("/openapi.json").body)
     assert local["servers"][0]["url"] == "/"

@@ -210,8 +210,10 @@ def test_a_request_whose_clock_sample_is_overtaken_is_still_admitted(dynamodb: C
 
 def _fail_limiter_calls(code: str) -> Any:
     def hook(params: dict[str, Any], **_: Any) -> Any:
-        # before-call sees the serialized request: the table name is in its JSON body.
-        if json.loads(params.get("body") or b"{}").get("TableName") == "contact-notes-rate-limits":
+        # before-call sees the serialized request: the table name is in its JSON body. A batch
+        # naming the table fails as a whole (IAM authorizes a batch on every table it names).
+        sent = json.loads(params.get("body") or b"{}")
+        if "contact-notes-rate-limits" in (sent.get("TableName"), *sent.get("RequestItems", {})):
             return dynamodb_error(code)
         return None
 

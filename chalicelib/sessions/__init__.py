@@ -1,0 +1,1 @@
+"""Sessions: refresh tokens in families (rotation, reuse detection), sign-out, password change."""

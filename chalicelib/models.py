@@ -173,6 +173,10 @@ class Workspace(Model):
     created_at = UnicodeAttribute()
     updated_at = UnicodeAttribute()
     version = NumberAttribute(default=1)
+    # How many members are owners: every change of an owner's membership updates it in the
+    # same transaction, conditional on it staying at least 1 (the last owner cannot leave).
+    # Absent on personal workspaces, whose only member is their owner.
+    owners = NumberAttribute(null=True)
 
 
 class MembershipsByUser(GlobalSecondaryIndex["Membership"]):
@@ -195,6 +199,9 @@ class Membership(Model):
     workspace_id = UnicodeAttribute(hash_key=True)
     user_id = UnicodeAttribute(range_key=True)
     role = UnicodeAttribute()
+    # The member's username, copied when the membership is made (usernames never change), so
+    # that a page of members is one Query.
+    username = UnicodeAttribute(null=True)
     created_at = UnicodeAttribute()
     updated_at = UnicodeAttribute()
 

@@ -9,7 +9,7 @@ from chalicelib.api.routing import ApiBlueprint
 from chalicelib.errors import BadRequest
 from chalicelib.openapi import Operation
 from chalicelib.runtime import settings
-from chalicelib.schemas import Health, RegisterIn, TokenForm, TokenOut, UserOut
+from chalicelib.schemas import CurrentUserOut, Health, RegisterIn, TokenForm, TokenOut, UserOut
 from chalicelib.web import FORM_TYPES, json_response, parse, read_form
 
 auth_api = ApiBlueprint(__name__)
@@ -46,7 +46,7 @@ def register() -> Response:
         TokenForm,
         "form",
         public=True,
-        problems=(401,),
+        problems=(401, 403),  # 403: workspace_id names a workspace the user is not a member of
         operation_id="signIn",
     ),
     content_types=FORM_TYPES,
@@ -56,11 +56,13 @@ def token() -> Response:
     form = parse(TokenForm, read_form(auth_api.request, current.max_request_bytes))
     if form.grant_type not in (None, "", "password"):
         raise BadRequest("Only the password grant is supported.", extra={"error": "unsupported_grant_type"})
-    return json_response(services.login(current, form.username, form.password))
+    return json_response(services.login(current, form.username, form.password, form.workspace_id))
 
 
 @auth_api.operation(
-    "/auth/me", ["GET"], Operation("The signed-in user", "auth", response=UserOut, operation_id="getCurrentUser")
+    "/auth/me",
+    ["GET"],
+    Operation("The signed-in user", "auth", response=CurrentUserOut, operation_id="getCurrentUser"),
 )
 def me() -> Response:
-    return json_response(services.current_user(auth_api.user()))
+    return json_response(services.current_user(auth_api.user(), auth_api.owner(), auth_api.role()))

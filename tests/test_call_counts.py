@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from chalice.test import Client
 
-from bench.calls import BUDGETS, README, ROUTES, CallCounter, Route, fill, readme_with_table, seed
+from bench.calls import BUDGETS, README, ROUTES, CallCounter, Route, fill, readme_with_table, seed, sender
 from bench.inprocess import authorizer_event
 from tests.conftest import Api
 
@@ -23,9 +23,10 @@ def world(alice: Api) -> dict[str, str]:
 @pytest.mark.parametrize("route", ROUTES, ids=[r.name for r in ROUTES])
 def test_calls_per_request(alice: Api, world: dict[str, str], dynamodb: CallCounter, route: Route) -> None:
     path, body = fill(route, world)
-    form = route.form.encode() if route.form else None
+    form = route.form.format(**world).encode() if route.form else None
+    caller = sender(alice, route, world)
     dynamodb.reset()
-    reply = alice.token_form(form) if form is not None else alice.request(route.method, path, body)
+    reply = alice.token_form(form) if form is not None else caller.request(route.method, path, body)
     assert reply.status == route.status, reply.body
     assert dynamodb.by_operation() == route.calls
     # The rate limiter adds exactly one call; sign-in also reads the account's lockout item.

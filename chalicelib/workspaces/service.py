@@ -19,6 +19,7 @@ from chalicelib.workspaces import store
 
 PERSONAL_NAME = "Personal"  # as chalicelib.services names it at registration
 NOT_FOUND = "Workspace not found."
+CHANGED = "Your role in this workspace changed during the request; try again."
 PERSONAL_NOT_SHARED = "A personal workspace cannot be shared: create a workspace and add members there."
 
 
@@ -193,20 +194,34 @@ def _shared_workspace_role(user_id: str, workspace_id: str) -> str:
 
 
 def add_member(user_id: str, workspace_id: str, data: MemberIn) -> MemberOut:
-    """Admins add existing users; only an owner makes an owner."""
-    role = _shared_workspace_role(user_id, workspace_id)
-    _needs(role, "admin", "add members")
-    if data.role == OWNER:
-        _needs(role, OWNER, "make an owner")
+    """Admins add existing users; only an owner makes an owner.
+
+    The user is looked up first (claim, then user), then one transaction checks the caller's
+    role and writes the membership; only when that check fails is the caller's membership
+    read, to answer 404 (not a member) or 403 (role). So an unknown user is a 404 whoever asks.
+    """
+    _require(workspace_id)
+    if workspace_id == user_id:
+        raise Conflict(PERSONAL_NOT_SHARED)
     user = users.find_user_by_username(data.username) if data.username else users.find_user_by_email(data.email)
     if user is None:
         named = f"username {data.username!r}" if data.username else f"email address {data.email!r}"
         raise NotFound(f"No user has the {named}.")
+    if user.user_id == user_id:  # one transaction cannot both check and write one item
+        _role_of(user_id, workspace_id)
+        raise Conflict("That user is already a member of this workspace.")
     now = utc_now()
     membership = Membership(
         workspace_id, user.user_id, role=data.role, username=user.username, created_at=now, updated_at=now
     )
-    store.add_member(membership)
+    allowed = (OWNER,) if data.role == OWNER else ("admin", OWNER)
+    try:
+        store.add_member(membership, user_id, allowed)
+    except store.NotAllowed:
+        role = _role_of(user_id, workspace_id)  # 404 when not (or no longer) a member
+        _needs(role, "admin", "add members")
+        _needs(role, OWNER, "make an owner")
+        raise Conflict(CHANGED) from None  # allowed now: the role changed during the request
     return _member_out(membership)
 
 

@@ -179,13 +179,23 @@ def delete_workspace(workspace_id: str, owner_id: str, member_ids: list[str]) ->
 # ---- members ----------------------------------------------------------------------------
 
 
-def add_member(membership: Membership) -> None:
-    """One transaction: the membership (new) and the workspace (still there, not personal),
-    whose owner count grows when the new member is an owner."""
+class NotAllowed(Exception):
+    """The caller's membership did not allow the write when it was made (gone, or its role)."""
+
+
+def add_member(membership: Membership, caller_id: str, caller_roles: tuple[str, ...]) -> None:
+    """One transaction: the caller still holds one of `caller_roles` there, the membership is
+    new, and the workspace still exists and is not personal (its owner count grows when the
+    new member is an owner). The caller's role is checked in the write itself, so no read of
+    it comes first; NotAllowed tells the caller to find out why (the rare path)."""
     workspace_condition = Workspace.workspace_id.exists() & (Workspace.personal == False)  # noqa: E712
+    owner = membership.role == OWNER
 
     def write(txn: TransactWrite) -> None:
-        if membership.role == OWNER:
+        txn.condition_check(
+            Membership, membership.workspace_id, caller_id, condition=Membership.role.is_in(*caller_roles)
+        )
+        if owner:
             workspace = Workspace(membership.workspace_id)
             txn.update(workspace, actions=[Workspace.owners.add(1)], condition=workspace_condition)
         else:
@@ -193,9 +203,12 @@ def add_member(membership: Membership) -> None:
         txn.save(membership, condition=Membership.user_id.does_not_exist())
 
     failed = transact(Membership, _token(), write)
-    # Order sent: condition checks, puts, updates. So the membership is 0 for an owner, else 1.
-    membership_position = 0 if membership.role == OWNER else 1
-    if membership_position in failed:
+    # Sent in this order: condition checks (the caller; the workspace unless an owner is
+    # added), puts (the membership), updates (the workspace when an owner is added).
+    membership_at = 1 if owner else 2
+    if 0 in failed:
+        raise NotAllowed
+    if membership_at in failed:
         raise Conflict("That user is already a member of this workspace.")
     if failed:
         raise NotFound("Workspace not found.")

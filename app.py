@@ -27,6 +27,7 @@ from chalicelib.api.docs import docs_api
 from chalicelib.api.gate import gate, jwt_auth
 from chalicelib.api.notes import notes_api
 from chalicelib.api.routing import API
+from chalicelib.api.workspaces import workspaces_api
 from chalicelib.config import ConfigError, Settings
 from chalicelib.errors import (
     BY_STATUS,
@@ -41,11 +42,11 @@ from chalicelib.ratelimit import check_or_fail_open, policy_for
 from chalicelib.runtime import settings
 from chalicelib.web import HTTP_METHODS, SECURITY_HEADERS, handle_errors, logger, problem_response, request_id
 
-__all__ = ["app", "jwt_auth", "normalize_notes"]  # the Lambda entry points
+__all__ = ["app", "jwt_auth", "normalize_notes", "purge_workspaces"]  # the Lambda entry points
 
 app = Chalice(app_name="contact-notes")
 app.api.cors = False
-for blueprint in (gate, auth_api, contacts_api, notes_api, docs_api):
+for blueprint in (gate, auth_api, contacts_api, notes_api, workspaces_api, docs_api):
     app.register_blueprint(blueprint)
 
 
@@ -67,6 +68,22 @@ NOTES_STREAM_PLACEHOLDER = (
 def normalize_notes(event: DynamoDBEvent) -> dict[str, Any]:
     """Normalize new and edited notes; report the records that failed."""
     from chalicelib.streams import handle_batch  # only the stream Lambda pays for batch processing
+
+    observability.configure(settings())
+    return handle_batch(event.to_dict(), event.context)
+
+
+# As for the notes: the workspaces table's stream replaces this placeholder in
+# infra/template.json, and `make run` feeds the handler from the embedded store.
+WORKSPACES_STREAM_PLACEHOLDER = (
+    "arn:aws:dynamodb:us-east-1:000000000000:table/contact-notes-workspaces/stream/1970-01-01T00:00:00.000"
+)
+
+
+@app.on_dynamodb_record(stream_arn=WORKSPACES_STREAM_PLACEHOLDER, batch_size=10, starting_position="TRIM_HORIZON")
+def purge_workspaces(event: DynamoDBEvent) -> dict[str, Any]:
+    """Sweep the contacts and notes of deleted shared workspaces; report the records that failed."""
+    from chalicelib.workspaces.purge import handle_batch  # only the stream Lambda pays for it
 
     observability.configure(settings())
     return handle_batch(event.to_dict(), event.context)

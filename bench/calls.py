@@ -8,6 +8,7 @@ issue #7, count every call a request makes, the rate limiter's included.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import Counter
 from collections.abc import Iterator
@@ -35,6 +36,9 @@ BUDGETS = {
     # A contact and its 2 notes: DeleteItem, limiter, one Query per MB of notes, one
     # BatchWriteItem per 25 notes.
     "cascade": 2 + 1 + math.ceil(2 / NOTES_PER_BATCH),
+    # Managing a workspace's members: the memberships it concerns (one read), or the user
+    # named by username or email (claim, then user), one transaction, the limiter.
+    "membership": 4,
 }
 
 
@@ -105,6 +109,7 @@ class Route:
     body: Any = None
     form: str | None = None
     limiter: list[str] = field(default_factory=lambda: ["UpdateItem"])
+    in_workspace: bool = False  # sent with a token into the seeded shared workspace {w}
 
 
 MISSING_ID = "01M8FP1CYTGFW5FGC7TXSJ3ETH"
@@ -244,16 +249,99 @@ ROUTES = [
     Route("GET /contacts/{missing id}", "GET", f"/contacts/{MISSING_ID}", 404, {"GetItem": 1}, "item"),
     Route("POST /contacts (invalid)", "POST", "/contacts", 422, {}, "limiter only", body={"first_name": ""}),
     Route("GET /contacts (forged cursor)", "GET", "/contacts?cursor=xyz", 400, {}, "limiter only"),
-]
+    # ---- workspaces: {w} is a shared workspace alice owns, {m} a member (editor), {newbie} a user outside it.
+    # Sign-in into a shared workspace also reads the membership (none into the personal one).
+    Route(
+        "POST /auth/token (into a shared workspace)",
+        "POST",
+        "/auth/token",
+        200,
+        {"BatchGetItem": 1, "GetItem": 2, "TransactWriteItems": 1},
+        None,
+        form=f"username=alice&password={PASSWORD}&workspace_id={{w}}",
+    ),
+    Route(
+        "POST /auth/token (a workspace you are not in: 403)",
+        "POST",
+        "/auth/token",
+        403,
+        {"BatchGetItem": 1, "GetItem": 2},
+        None,
+        form=f"username=alice&password={PASSWORD}&workspace_id={MISSING_ID}",
+    ),
+    # A creation in a shared workspace checks the workspace in the same call (a transaction).
+    Route(
+        "POST /contacts (in a shared workspace)",
+        "POST",
+        "/contacts",
+        201,
+        {"TransactWriteItems": 1},
+        "item",
+        body={"first_name": "X"},
+        in_workspace=True,
+    ),
+    Route("POST /contacts (viewer: 403)", "POST", "/contacts", 403, {}, "limiter only", body={"first_name": "X"},
+          in_workspace=True),
+    Route("POST /workspaces", "POST", "/workspaces", 201, {"GetItem": 1, "TransactWriteItems": 1}, None,
+          body={"name": "Team"}),
+    Route("GET /workspaces", "GET", "/workspaces", 200, {"Query": 1, "BatchGetItem": 1}, "list"),
+    Route("GET /workspaces/{id}", "GET", "/workspaces/{w}", 200, {"TransactGetItems": 1}, "item"),
+    Route("GET /workspaces/{id} (personal)", "GET", "/workspaces/{me}", 200, {"GetItem": 1}, "item"),
+    Route("GET /workspaces/{malformed id}", "GET", "/workspaces/not-an-id", 404, {}, "limiter only"),
+    Route("PATCH /workspaces/{id}", "PATCH", "/workspaces/{w}", 200, {"GetItem": 1, "UpdateItem": 1}, None,
+          body={"name": "Renamed"}),
+    Route("DELETE /workspaces/{id}", "DELETE", "/workspaces/{w}", 204,
+          {"GetItem": 1, "Query": 1, "TransactWriteItems": 1}, None),
+    Route("DELETE /workspaces/{id} (personal: 409)", "DELETE", "/workspaces/{me}", 409, {}, "limiter only"),
+    Route("GET /workspaces/{id}/members", "GET", "/workspaces/{w}/members", 200, {"GetItem": 1, "Query": 1}, "list"),
+    # Adding a member reads the user named (claim, then user); the caller's role is checked in the transaction.
+    Route("POST /workspaces/{id}/members", "POST", "/workspaces/{w}/members", 201,
+          {"GetItem": 2, "TransactWriteItems": 1}, "membership", body={"username": "{newbie}", "role": "viewer"}),
+    Route("POST /workspaces/{id}/members (already a member: 409)", "POST", "/workspaces/{w}/members", 409,
+          {"GetItem": 2, "TransactWriteItems": 1}, "membership", body={"username": "{member}", "role": "viewer"}),
+    Route("POST /workspaces/{id}/members (unknown user: 404)", "POST", "/workspaces/{w}/members", 404,
+          {"GetItem": 1}, "membership", body={"username": "nobody", "role": "viewer"}),
+    Route("PATCH /workspaces/{id}/members/{user_id}", "PATCH", "/workspaces/{w}/members/{m}", 200,
+          {"BatchGetItem": 1, "TransactWriteItems": 1}, "membership", body={"role": "admin"}),
+    Route("PATCH /workspaces/{id}/members/{user_id} (last owner: 409)", "PATCH", "/workspaces/{w}/members/{me}", 409,
+          {"BatchGetItem": 1, "TransactWriteItems": 1}, "membership", body={"role": "admin"}),
+    Route("DELETE /workspaces/{id}/members/{user_id}", "DELETE", "/workspaces/{w}/members/{m}", 204,
+          {"BatchGetItem": 1, "TransactWriteItems": 1}, "membership"),
+]  # fmt: skip
+
+
+_seeded = itertools.count(1)
 
 
 def seed(send: Any) -> dict[str, str]:
-    """A contact with two notes and a contact that never had one; `send(method, path, body)`."""
+    """A contact with two notes and a contact that never had one; a shared workspace with a
+    member and a user outside it (new names each time); `send(method, path, body)`."""
     contact = send("POST", "/contacts", {"first_name": "John"})
     note = send("POST", f"/contacts/{contact['id']}/notes", {"body": "hi"})
     send("POST", f"/contacts/{contact['id']}/notes", {"body": "another"})
     spare = send("POST", "/contacts", {"first_name": "Spare"})
-    return {"c": contact["id"], "n": note["id"], "spare": spare["id"]}
+    me = send("GET", "/auth/me", None)["id"]
+    workspace = send("POST", "/workspaces", {"name": "Bench"})
+    n = next(_seeded)
+    member, newbie = f"member{n}", f"newbie{n}"
+    for name in (member, newbie):
+        send("POST", "/auth/register", {"username": name, "email": f"{name}@example.com", "password": PASSWORD})
+    added = send("POST", f"/workspaces/{workspace['id']}/members", {"username": member, "role": "editor"})
+    world = {"c": contact["id"], "n": note["id"], "spare": spare["id"], "me": me, "w": workspace["id"]}
+    return world | {"m": added["user_id"], "member": member, "newbie": newbie}
+
+
+def sender(api: Any, route: Route, world: dict[str, str]) -> Any:
+    """Who sends the route: alice, or alice with a token into {w} (as owner, or, for a 403
+    route, as a viewer: {member} made viewer first)."""
+    if not route.in_workspace:
+        return api
+    user = "alice"
+    if route.status == 403:
+        api.request("PATCH", f"/workspaces/{world['w']}/members/{world['m']}", {"role": "viewer"})
+        user = world["member"]
+    reply = api.token_form(f"username={user}&password={PASSWORD}&workspace_id={world['w']}".encode())
+    return type(api)(api.client, token=reply.json["access_token"], user=api.user)
 
 
 def sessions(api: Api) -> dict[str, str]:
@@ -287,10 +375,12 @@ def run() -> list[Figure]:
             return alice.request(method, path, body).json
 
         for route in ROUTES:
-            path, body = fill(route, {**seed(send), **sessions(alice)})
+            world = {**seed(send), **sessions(alice)}
+            path, body = fill(route, world)
+            caller = sender(alice, route, world)
             scans += counter.scans
             counter.reset()
-            reply = alice.token_form(body) if route.form else alice.request(route.method, path, body)
+            reply = alice.token_form(body) if route.form else caller.request(route.method, path, body)
             assert reply.status == route.status, (route.name, reply.status, reply.body)
             assert counter.by_operation() == route.calls, (route.name, counter.log)
             total = len(counter.log)

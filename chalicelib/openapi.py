@@ -17,13 +17,14 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from chalicelib.ids import ULID_PATTERN
+from chalicelib.roles import Role
 from chalicelib.schemas import BODY_ALIASES, Problem
 from chalicelib.web import FORM_TYPES, IF_MATCH_PATTERN, MERGE_PATCH, json_media_types
 
 TITLES = {
     400: "Bad request",
     401: "Missing or invalid credentials",
-    403: "Forbidden",
+    403: "Forbidden: your role does not allow it, or not your workspace",
     404: "Not found (or another user's)",
     409: "Conflict",
     412: "If-Match names an old version",
@@ -53,6 +54,9 @@ class Operation:
     etag: bool = False  # answers an ETag (the item's version)
     if_match: bool = False  # accepts If-Match (412 when stale)
     problems: tuple[int, ...] = ()
+    # The least role in the token's workspace that may call it (chalicelib.roles); checked
+    # from the token's claims before the view runs (no DynamoDB call), a 403 below it.
+    role: Role = "viewer"
     # Required, so that no route is published under a name derived from its path, which
     # changes whenever the path does and reads badly in clients (post_api_v1_contacts).
     operation_id: str = field(kw_only=True)
@@ -61,6 +65,8 @@ class Operation:
         statuses = set(self.problems) | {429, 503}  # 503: the store is unreachable or busy
         if not self.public:
             statuses.add(401)
+        if self.role != "viewer":
+            statuses.add(403)
         if self.body is not None:
             statuses |= {400, 413, 415, 422}
         if "{" in path:
@@ -261,6 +267,7 @@ def build_document(routes: dict[str, dict[str, Any]], version: str = "1.0.0") ->
             {"name": "auth", "description": "Register, sign in, and who am I"},
             {"name": "contacts", "description": "People you keep notes about"},
             {"name": "notes", "description": "Notes on contacts, normalized after they are saved"},
+            {"name": "workspaces", "description": "Workspaces, their members and roles"},
             {"name": "service", "description": "Health"},
         ],
         "paths": paths,

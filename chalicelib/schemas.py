@@ -6,9 +6,10 @@ import re
 import unicodedata
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from chalicelib.ids import ULID_PATTERN
+from chalicelib.roles import Role
 
 _USERNAME = r"^[A-Za-z0-9_.-]{3,64}$"
 NOTE_BODY_MAX_CHARS = 100_000
@@ -148,6 +149,13 @@ class UserOut(_Model):
     created_at: str
 
 
+class CurrentUserOut(UserOut):
+    """GET /auth/me: the user, and the workspace and role the access token acts with."""
+
+    workspace_id: str = Field(description="The workspace this token acts in (your id: your personal workspace).")
+    role: Role = Field(description="Your role there when the token was issued.")
+
+
 class TokenOut(_Model):
     access_token: str
     token_type: str = "bearer"  # noqa: S105 (RFC 6750 token type)
@@ -189,12 +197,14 @@ class TokenForm(_Model):
     refresh_token: RefreshToken | None = Field(
         default=None, description="Refresh grant: the refresh token of the last answer (single use)."
     )
-    workspace_id: Annotated[str, StringConstraints(pattern=ULID_PATTERN)] | None = Field(
-        default=None,
-        description="Refresh grant: the workspace the new access token acts in (default: the sign-in's). "
-        "Membership and role are read again on every refresh.",
-    )
     scope: str | None = None
+    workspace_id: str | None = Field(
+        default=None,
+        max_length=64,
+        description="The workspace the access token acts in. Password grant: default (absent or empty) the "
+        "personal workspace; refresh grant: default the sign-in's. Membership and role are read on every "
+        "grant; a workspace you are not a member of, or none at all, is the same 403.",
+    )
 
 
 class SignOutIn(_Input):
@@ -330,6 +340,75 @@ class ContactPage(_Model):
 
 class NotePage(_Model):
     items: list[NoteOut]
+    next_cursor: str | None
+
+
+# ---- workspaces ------------------------------------------------------------------------
+
+WorkspaceName = Annotated[
+    str,
+    StringConstraints(max_length=100),
+    _LINE,
+    AfterValidator(_required),
+    Field(examples=["Sales team"], json_schema_extra={"pattern": NON_BLANK_LINE_PATTERN}),
+]
+
+
+class WorkspaceIn(_Input):
+    """POST /workspaces and PATCH /workspaces/{id}: a workspace's only writable field."""
+
+    name: WorkspaceName
+
+
+class WorkspaceOut(_Model):
+    id: str
+    name: str
+    role: Role = Field(description="Your role in it.")
+    personal: bool = Field(description="Your personal workspace: cannot be shared or deleted.")
+
+
+class WorkspacePage(_Model):
+    items: list[WorkspaceOut] = Field(description="Your personal workspace first, then the others, oldest first.")
+    next_cursor: str | None
+
+
+def _one_of_username_or_email(schema: dict[str, Any]) -> None:
+    """Exactly one of them, and never null (the server refuses null), as the server checks."""
+    schema["oneOf"] = [{"required": ["username"]}, {"required": ["email"]}]
+    for name in ("username", "email"):
+        schema["properties"][name].pop("default", None)
+
+
+class MemberIn(_Input):
+    """POST /workspaces/{id}/members: an existing user, named by username or by email (one of them)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_one_of_username_or_email)
+
+    username: Annotated[str, StringConstraints(pattern=_USERNAME)] = Field(  # type: ignore[assignment]
+        default=None, examples=["bob"], description="Exactly one of username and email."
+    )
+    email: Email = Field(default=None, description="Exactly one of username and email.")  # type: ignore[assignment]
+    role: Role = Field(examples=["editor"])
+
+    @model_validator(mode="after")
+    def _exactly_one_name(self) -> MemberIn:
+        if (self.username is None) == (self.email is None):  # absent is None; null is refused above
+            raise ValueError("send exactly one of username and email")
+        return self
+
+
+class MemberPatch(_Input):
+    role: Role = Field(examples=["viewer"])
+
+
+class MemberOut(_Model):
+    user_id: str
+    username: str
+    role: Role
+
+
+class MemberPage(_Model):
+    items: list[MemberOut]
     next_cursor: str | None
 
 

@@ -8,15 +8,17 @@ from pynamodb.expressions.update import Action
 
 from chalicelib import auth, ratelimit, store
 from chalicelib.config import Settings
-from chalicelib.errors import InvalidGrant, NotFound, Unauthorized, ValidationFailed
+from chalicelib.errors import Forbidden, InvalidGrant, NotFound, Unauthorized, ValidationFailed
 from chalicelib.ids import is_valid_id, new_id, utc_now
-from chalicelib.models import PENDING, USER_PREFIX, Contact, Note, UserRecord, contact_note_key
+from chalicelib.models import PENDING, USER_PREFIX, Contact, Membership, Note, UserRecord, Workspace, contact_note_key
 from chalicelib.pagination import decode_cursor, encode_cursor
+from chalicelib.roles import OWNER
 from chalicelib.schemas import (
     ContactIn,
     ContactOut,
     ContactPage,
     ContactPatch,
+    CurrentUserOut,
     NoteCreate,
     NoteIn,
     NoteOut,
@@ -27,6 +29,7 @@ from chalicelib.schemas import (
     UserOut,
 )
 from chalicelib.sessions import service as sessions
+from chalicelib.workspaces.access import role_in
 
 # ---- users ---------------------------------------------------------------------------
 
@@ -53,15 +56,30 @@ def register(data: RegisterIn) -> UserOut:
         updated_at=now,
         version=1,
     )
-    store.create_user(user)
+    store.create_user(user, personal_workspace(user_id, data.username, now))
     return user_out(user)
 
 
-def login(settings: Settings, username: str, password: str) -> TokenOut:
+PERSONAL_NAME = "Personal"
+
+
+def personal_workspace(user_id: str, username: str, now: str) -> tuple[Workspace, Membership]:
+    """A new user's personal workspace (its id is the user's) and owner membership, written
+    with the user. Users registered before workspaces have neither: where they are read, the
+    same shapes are made up on the spot (chalicelib.workspaces.service)."""
+    workspace = Workspace(
+        user_id, name=PERSONAL_NAME, personal=True, created_by=user_id, created_at=now, updated_at=now, version=1
+    )
+    membership = Membership(user_id, user_id, role=OWNER, username=username, created_at=now, updated_at=now)
+    return workspace, membership
+
+
+def login(settings: Settings, username: str, password: str, workspace_id: str | None = None) -> TokenOut:
     """Exchange a password for an access token; unknown user and wrong password look alike.
 
     A locked account is refused before the password is even checked (429, no oracle);
-    failures count per username, known or not, and a success clears them.
+    failures count per username, known or not, and a success clears them. The token acts
+    in `workspace_id` (default: the personal workspace) with the user's role there.
     """
     user_id, seen = ratelimit.find_login(username)  # one read: the username's claim and the lockout
     user = store.get_user(user_id) if user_id else None
@@ -69,17 +87,34 @@ def login(settings: Settings, username: str, password: str) -> TokenOut:
         ratelimit.record_login_failure(username, seen, settings)
         raise InvalidGrant("Incorrect username or password.")
     ratelimit.record_login_success(username, seen)
-    workspace_id = user.user_id  # the personal workspace
-    token, ttl = auth.issue_token(settings, user.user_id, user.tier or auth.DEFAULT_TIER, workspace_id)
-    refresh_token = sessions.open_family(settings, user.user_id, workspace_id)  # a sign-in starts a family
+    workspace, role = workspace_role(user.user_id, workspace_id)
+    token, ttl = auth.issue_token(settings, user.user_id, user.tier or auth.DEFAULT_TIER, workspace, role)
+    refresh_token = sessions.open_family(settings, user.user_id, workspace)  # a sign-in starts a family
     return TokenOut(access_token=token, expires_in=ttl, refresh_token=refresh_token)
 
 
-def current_user(user_id: str) -> UserOut:
+NOT_YOUR_WORKSPACE = "You are not a member of that workspace."
+
+
+def workspace_role(user_id: str, workspace_id: str | None) -> tuple[str, str]:
+    """The workspace a token will act in and the user's role there; Forbidden when the user is
+    not a member. One answer for a workspace that does not exist, one the user is not in and a
+    malformed id, so that it tells nothing about other people's workspaces."""
+    workspace = workspace_id or user_id
+    if not is_valid_id(workspace):
+        raise Forbidden(NOT_YOUR_WORKSPACE)
+    role = role_in(user_id, workspace)
+    if role is None:
+        raise Forbidden(NOT_YOUR_WORKSPACE)
+    return workspace, role
+
+
+def current_user(user_id: str, workspace_id: str | None = None, role: str = OWNER) -> CurrentUserOut:
+    """The user, with the workspace and role the token acts with (as the token says)."""
     user = store.get_user(user_id)
     if user is None:
         raise Unauthorized("The account behind this token no longer exists.")
-    return user_out(user)
+    return CurrentUserOut(**user_out(user).model_dump(), workspace_id=workspace_id or user_id, role=role)
 
 
 # ---- contacts ------------------------------------------------------------------------
@@ -122,7 +157,8 @@ def _require(valid_id: str, what: str) -> None:
         raise NotFound(f"{what} not found.")
 
 
-def create_contact(settings: Settings, owner_id: str, data: ContactIn) -> ContactOut:
+def create_contact(settings: Settings, owner_id: str, data: ContactIn, *, shared: bool = False) -> ContactOut:
+    """`shared`: the workspace is not the caller's personal one, so its existence is checked."""
     now = utc_now()
     contact = Contact(
         owner_id,
@@ -133,7 +169,7 @@ def create_contact(settings: Settings, owner_id: str, data: ContactIn) -> Contac
         updated_at=now,
         version=1,
     )
-    store.put_new_contact(contact)
+    store.put_new_contact(contact, shared=shared)
     return contact_out(contact)
 
 
@@ -237,7 +273,7 @@ def note_out(note: Note) -> NoteOut:
     )
 
 
-def create_note(owner_id: str, contact_id: str, data: NoteIn) -> NoteOut:
+def create_note(owner_id: str, contact_id: str, data: NoteIn, *, shared: bool = False) -> NoteOut:
     _require(contact_id, "Contact")
     now = utc_now()
     note_id = new_id()
@@ -252,12 +288,12 @@ def create_note(owner_id: str, contact_id: str, data: NoteIn) -> NoteOut:
         updated_at=now,
         version=1,
     )
-    store.put_new_note(note)
+    store.put_new_note(note, shared=shared)
     return note_out(note)
 
 
-def create_note_flat(owner_id: str, data: NoteCreate) -> NoteOut:
-    return create_note(owner_id, data.contact_id, data)  # a NoteCreate is a NoteIn, already validated
+def create_note_flat(owner_id: str, data: NoteCreate, *, shared: bool = False) -> NoteOut:
+    return create_note(owner_id, data.contact_id, data, shared=shared)  # a NoteCreate is a NoteIn, already validated
 
 
 def get_note(owner_id: str, note_id: str) -> NoteOut:

@@ -20,7 +20,7 @@ from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
 from pynamodb.transactions import TransactWrite
 
-from chalicelib.errors import Conflict, NotFound, PreconditionFailed
+from chalicelib.errors import Conflict, Forbidden, NotFound, PreconditionFailed
 from chalicelib.models import (
     EMAIL_PREFIX,
     FAILED,
@@ -29,9 +29,11 @@ from chalicelib.models import (
     USER_PREFIX,
     USERNAME_PREFIX,
     Contact,
+    Membership,
     Note,
     RateLimitRecord,
     UserRecord,
+    Workspace,
     contact_note_key,
     dynamodb_client,
     query_contact_notes,
@@ -100,6 +102,10 @@ transact = _transact  # for the capabilities' own storage modules
 
 _RETRYABLE_CANCELLATIONS = {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"}
 
+# For the capabilities' own storage modules (chalicelib.workspaces.store).
+transact = _transact
+condition_failed = _condition_failed
+
 
 def _cancellation_codes(exc: TransactWriteError) -> list[str]:
     if exc.cause_response_code != "TransactionCanceledException":
@@ -130,8 +136,9 @@ def email_key(email: str) -> str:
     return EMAIL_PREFIX + email.lower()
 
 
-def create_user(user: UserRecord) -> None:
-    """Write the user and its username and email claims atomically (one transaction)."""
+def create_user(user: UserRecord, personal: tuple[Workspace, Membership] | None = None) -> None:
+    """Write the user and its username and email claims atomically (one transaction), with
+    the user's personal workspace and owner membership when given (still one transaction)."""
     claims = [
         UserRecord(username_key(user.username or ""), user_id=user.user_id),
         UserRecord(email_key(user.email or ""), user_id=user.user_id),
@@ -140,6 +147,10 @@ def create_user(user: UserRecord) -> None:
     def write(txn: TransactWrite) -> None:
         for item in (user, *claims):
             txn.save(item, condition=UserRecord.pk.does_not_exist())
+        if personal is not None:  # after the claims: their positions (1, 2) name the conflict
+            workspace, membership = personal
+            txn.save(workspace, condition=Workspace.workspace_id.does_not_exist())
+            txn.save(membership, condition=Membership.user_id.does_not_exist())
 
     failed = _transact(UserRecord, user.user_id, write)
     if 1 in failed:
@@ -157,6 +168,12 @@ def get_user(user_id: str) -> UserRecord | None:
 def find_user_by_username(username: str) -> UserRecord | None:
     """Two reads: the username claim, then the user it points to."""
     claim = _get_or_none(UserRecord, username_key(username))
+    return None if claim is None else get_user(claim.user_id)
+
+
+def find_user_by_email(email: str) -> UserRecord | None:
+    """Two reads: the email claim, then the user it points to."""
+    claim = _get_or_none(UserRecord, email_key(email))
     return None if claim is None else get_user(claim.user_id)
 
 
@@ -215,9 +232,37 @@ def _raise_missing_or_stale(model: type[OwnedItem], owner_id: str, item_id: str)
 # ---- contacts ------------------------------------------------------------------------
 
 
-def put_new_contact(contact: Contact) -> None:
-    with _dynamodb_errors():
-        contact.save(condition=Contact.contact_id.does_not_exist())
+WORKSPACE_GONE = "This workspace no longer exists."
+
+
+def _check_workspace(txn: TransactWrite, workspace_id: str) -> None:
+    """Condition a write into a shared workspace on the workspace still existing.
+
+    A member's access token outlives the workspace's deletion (until it expires), and the
+    deletion's sweep (chalicelib.workspaces.purge) only removes what exists when it runs.
+    Checking the Workspace item in the very transaction that creates an item means nothing
+    can be created after the deletion committed, so nothing is left behind (no orphans).
+    Personal workspaces cannot be deleted, and older ones have no item: they are not checked.
+    """
+    txn.condition_check(Workspace, workspace_id, condition=Workspace.workspace_id.exists())
+
+
+def put_new_contact(contact: Contact, *, shared: bool = False) -> None:
+    """One PutItem; in a shared workspace one transaction that also checks the workspace."""
+    if not shared:
+        with _dynamodb_errors():
+            contact.save(condition=Contact.contact_id.does_not_exist())
+        return
+
+    def write(txn: TransactWrite) -> None:
+        _check_workspace(txn, contact.owner_id)  # position 0: condition checks come first
+        txn.save(contact, condition=Contact.contact_id.does_not_exist())
+
+    failed = _transact(Contact, contact.contact_id, write)
+    if 0 in failed:
+        raise Forbidden(WORKSPACE_GONE)
+    if failed:
+        raise Conflict("That contact already exists.")
 
 
 def get_contact(owner_id: str, contact_id: str) -> Contact | None:
@@ -254,10 +299,13 @@ def query_contacts(owner_id: str, limit: int, after_id: str | None) -> list[Cont
 # ---- notes ---------------------------------------------------------------------------
 
 
-def put_new_note(note: Note) -> None:
-    """One transaction: the note is written only while its contact exists."""
+def put_new_note(note: Note, *, shared: bool = False) -> None:
+    """One transaction: the note is written only while its contact (and, in a shared
+    workspace, the workspace) exists."""
 
     def write(txn: TransactWrite) -> None:
+        if shared:
+            _check_workspace(txn, note.owner_id)
         # Marking the contact (instead of a bare ConditionCheck) costs nothing more in the same
         # transaction and lets a delete of a contact that never had notes skip the sweep.
         contact = Contact(note.owner_id, note.contact_id)
@@ -265,7 +313,11 @@ def put_new_note(note: Note) -> None:
         txn.save(note, condition=Note.note_id.does_not_exist())
 
     failed = _transact(Note, note.note_id, write)
-    if 1 in failed:  # PynamoDB sends puts before updates: the note is 0, its contact 1
+    # PynamoDB sends condition checks, then puts, then updates: [workspace,] note, contact.
+    first = 1 if shared else 0
+    if shared and 0 in failed:
+        raise Forbidden(WORKSPACE_GONE)
+    if first + 1 in failed:
         raise NotFound("Contact not found.")
     if failed:
         raise Conflict("That note already exists.")

@@ -90,7 +90,7 @@ def serve(host: str, port: int) -> None:
     app = config.chalice_app
     server = _listen_or_exit(factory, app, config, host, port)
     server.server.RequestHandlerClass = functools.partial(_Handler, app_object=app, config=config)
-    pump = _start_stream_pump(app, settings)
+    pumps = _start_stream_pumps(app, settings)
     tables = ", ".join(created) if created else "existing tables"
     print(
         f"contact-notes: serving http://{host}:{port}/api/v1 (stage {settings.stage}; "
@@ -101,7 +101,7 @@ def serve(host: str, port: int) -> None:
         server.serve_forever()
     finally:
         server.server.server_close()
-        if pump is not None:
+        for pump in pumps:
             pump.stop()
 
 
@@ -194,21 +194,33 @@ def dead_letter_file() -> Path:
     return Path(os.environ.get("DEAD_LETTER_FILE") or ROOT / ".local" / "dead-letters.jsonl")
 
 
-def _start_stream_pump(app: Any, settings: Settings) -> StreamPump | None:
-    """Feed the notes stream to the normalizer, as the event source mapping does on AWS."""
+# Each stream consumer: the table whose stream feeds it, and its Lambda entry point in app.py.
+STREAM_CONSUMERS = (("notes_table", "normalize_notes"), ("workspaces_table", "purge_workspaces"))
+
+
+def _start_stream_pumps(app: Any, settings: Settings) -> list[StreamPump]:
+    """Feed each table's stream to its consumer (the notes to the normalizer, the workspaces to
+    the deletion sweep), as the event source mappings do on AWS."""
     if not settings.dynamodb_endpoint or os.environ.get("STREAM_PUMP", "1") == "0":
-        return None
-    normalizer = app.handler_map["normalize_notes"]
-    pump = StreamPump(
-        endpoint=settings.dynamodb_endpoint,
-        region=settings.aws_region,
-        table_name=settings.notes_table,
-        handler=lambda event: normalizer(event, None),
-        dead_letters=dead_letter_file(),
-    )
-    pump.start()
-    print(f"contact-notes: normalizer fed from the notes stream; dead letters go to {dead_letter_file()}", flush=True)
-    return pump
+        return []
+    pumps = []
+    for table_setting, handler_name in STREAM_CONSUMERS:
+        pump = StreamPump(
+            endpoint=settings.dynamodb_endpoint,
+            region=settings.aws_region,
+            table_name=getattr(settings, table_setting),
+            handler=functools.partial(_call, app.handler_map[handler_name]),
+            dead_letters=dead_letter_file(),
+        )
+        pump.start()
+        pumps.append(pump)
+    names = " and ".join(handler for _, handler in STREAM_CONSUMERS)
+    print(f"contact-notes: {names} fed from their streams; dead letters go to {dead_letter_file()}", flush=True)
+    return pumps
+
+
+def _call(handler: Any, event: dict[str, Any]) -> dict[str, Any]:
+    return dict(handler(event, None))
 
 
 def main() -> None:

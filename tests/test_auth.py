@@ -212,7 +212,8 @@ def test_token_wants_a_form(anon: Api) -> None:
 def test_me_returns_the_current_user(alice: Api) -> None:
     reply = alice.get("/auth/me")
     assert reply.status == 200
-    assert reply.json == alice.user
+    # The user, and the workspace the token acts in (by default the personal one, as owner).
+    assert reply.json == {**alice.user, "workspace_id": alice.user["id"], "role": "owner"}
 
 
 def test_missing_token_is_401(anon: Api) -> None:

@@ -47,7 +47,7 @@ def test_operations_describe_inputs_outputs_and_problems(document: dict[str, Any
     for path, ops in document["paths"].items():
         for method, op in ops.items():
             where = f"{method.upper()} {path}"
-            assert op["tags"] and op["tags"][0] in {"auth", "contacts", "notes", "service"}, where
+            assert op["tags"] and op["tags"][0] in {"auth", "contacts", "notes", "service", "workspaces"}, where
             success = [code for code in op["responses"] if code.startswith("2")]
             assert len(success) == 1, where
             problems = {int(code) for code in op["responses"] if not code.startswith("2")}
@@ -86,6 +86,15 @@ EXPECTED_OPERATION_IDS = {
     ("put", "/notes/{note_id}"): "replaceNote",
     ("patch", "/notes/{note_id}"): "updateNote",
     ("delete", "/notes/{note_id}"): "deleteNote",
+    ("post", "/workspaces"): "createWorkspace",
+    ("get", "/workspaces"): "listWorkspaces",
+    ("get", "/workspaces/{workspace_id}"): "getWorkspace",
+    ("patch", "/workspaces/{workspace_id}"): "updateWorkspace",
+    ("delete", "/workspaces/{workspace_id}"): "deleteWorkspace",
+    ("get", "/workspaces/{workspace_id}/members"): "listMembers",
+    ("post", "/workspaces/{workspace_id}/members"): "addMember",
+    ("patch", "/workspaces/{workspace_id}/members/{user_id}"): "updateMember",
+    ("delete", "/workspaces/{workspace_id}/members/{user_id}"): "removeMember",
 }
 
 

@@ -66,13 +66,13 @@ CASES = {
     "bad token": Case("GET", "/contacts", 401, UNAUTHORIZED, {"Authorization": "Bearer nope"},
                       {"WWW-Authenticate": "Bearer"}),
     "bad token, public route": Case("GET", "/health", 200, {"status": "ok"}, {"Authorization": "Bearer nope"}),
-    "unknown route": Case("GET", "/workspaces", 404, NOT_FOUND),
-    "unknown route with a token": Case("GET", "/workspaces", 404, NOT_FOUND, {"Authorization": "Bearer nope"}),
+    "unknown route": Case("GET", "/no-such-resource", 404, NOT_FOUND),
+    "unknown route with a token": Case("GET", "/no-such-resource", 404, NOT_FOUND, {"Authorization": "Bearer nope"}),
     "unknown route under an item": Case("GET", "/contacts/01M8FP1CYTGFW5FGC7TXSJ3ETH/photos", 404, NOT_FOUND),
     "method the resource lacks": Case("DELETE", "/contacts", 405, NOT_ALLOWED("DELETE"), expected_headers=ALLOW),
     "method the resource lacks, with a token": Case("PUT", "/contacts", 405, NOT_ALLOWED("PUT"),
                                                     {"Authorization": "Bearer nope"}, ALLOW),
-    "unknown method on an unknown route": Case("TRACE", "/workspaces", 404, NOT_FOUND),
+    "unknown method on an unknown route": Case("TRACE", "/no-such-resource", 404, NOT_FOUND),
     # Methods no REST API resource can have: on AWS they never reach an API, and what the front
     # door answers is not shaped by our template, so they have no deployed side to compare.
     "unknown method": Case("TRACE", "/contacts", 405, NOT_ALLOWED("TRACE"), expected_headers=ALLOW, deployed=False),

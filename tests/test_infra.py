@@ -73,6 +73,22 @@ def test_stream_mapping_settings(resources: dict[str, Any]) -> None:
     assert resources["NotesTable"]["Properties"]["StreamSpecification"]["StreamViewType"] == "NEW_AND_OLD_IMAGES"
 
 
+def test_workspace_purge_mapping_settings(resources: dict[str, Any]) -> None:
+    """The deletion sweep's mapping: the workspaces stream, as bounded as the normalizer's."""
+    events = resources["PurgeWorkspaces"]["Properties"]["Events"]
+    source = events["PurgeWorkspacesDynamodbEventSource"]["Properties"]
+    assert source["Stream"] == {"Fn::GetAtt": ["WorkspacesTable", "StreamArn"]}
+    assert source["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert source["BisectBatchOnFunctionError"] is True
+    assert 1 <= source["MaximumRetryAttempts"] <= 10
+    assert 0 < source["MaximumRecordAgeInSeconds"] <= 86_400
+    assert source["DestinationConfig"]["OnFailure"]["Destination"] == {
+        "Fn::GetAtt": ["WorkspacePurgeDeadLetterQueue", "Arn"]
+    }
+    stream = resources["WorkspacesTable"]["Properties"]["StreamSpecification"]
+    assert stream["StreamViewType"] == "NEW_AND_OLD_IMAGES"  # the REMOVE record carries the old image
+
+
 def test_tables_match_the_models(resources: dict[str, Any]) -> None:
     from chalicelib.models import TABLES
 

@@ -99,17 +99,21 @@ def test_tables(cfn: dict[str, Any], built: tuple[str, Bundle]) -> None:
 
 
 def test_stream_mapping_and_dead_letters(cfn: dict[str, Any]) -> None:
-    (mapping,) = _of_type(cfn, "AWS::Lambda::EventSourceMapping")
-    props = mapping["Properties"]
-    assert props["EventSourceArn"] == {"Fn::GetAtt": ["NotesTable", "StreamArn"]}
-    assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
-    assert props["BisectBatchOnFunctionError"] is True
-    assert props["MaximumRetryAttempts"] == 3
-    assert 60 <= props["MaximumRecordAgeInSeconds"] <= 86_400
-    assert props["DestinationConfig"]["OnFailure"]["Destination"] == {
-        "Fn::GetAtt": ["NormalizerDeadLetterQueue", "Arn"]
-    }
-    assert len(_of_type(cfn, "AWS::SQS::Queue")) == 1
+    """Each stream consumer: its table's stream, partial failures, bisect, bounded retries and
+    record age, and a dead-letter queue of its own."""
+    mappings = {m["Properties"]["EventSourceArn"]["Fn::GetAtt"][0]: m["Properties"]
+                for m in _of_type(cfn, "AWS::Lambda::EventSourceMapping")}  # fmt: skip
+    queues = {"NotesTable": "NormalizerDeadLetterQueue", "WorkspacesTable": "WorkspacePurgeDeadLetterQueue"}
+    assert set(mappings) == set(queues)
+    for table, props in mappings.items():
+        assert props["EventSourceArn"] == {"Fn::GetAtt": [table, "StreamArn"]}
+        assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+        assert props["BisectBatchOnFunctionError"] is True
+        assert 1 <= props["MaximumRetryAttempts"] <= 10
+        assert 60 <= props["MaximumRecordAgeInSeconds"] <= 86_400
+        assert props["DestinationConfig"]["OnFailure"]["Destination"] == {"Fn::GetAtt": [queues[table], "Arn"]}
+    assert mappings["NotesTable"]["MaximumRetryAttempts"] == 3
+    assert len(_of_type(cfn, "AWS::SQS::Queue")) == 2
 
 
 def test_usage_plans_and_keys(cfn: dict[str, Any]) -> None:
@@ -141,8 +145,8 @@ def test_cors_is_wired_through_the_stack(cfn: dict[str, Any]) -> None:
 def test_alarms(cfn: dict[str, Any]) -> None:
     metrics = sorted(a["Properties"]["MetricName"] for a in _of_type(cfn, "AWS::CloudWatch::Alarm"))
     assert metrics.count("5XXError") == 1
-    assert metrics.count("Errors") == 3 and metrics.count("Throttles") == 3
-    assert "ApproximateNumberOfMessagesVisible" in metrics
+    assert metrics.count("Errors") == 4 and metrics.count("Throttles") == 4
+    assert metrics.count("ApproximateNumberOfMessagesVisible") == 2  # one per dead-letter queue
     assert "IteratorAge" in metrics
 
 
@@ -160,7 +164,7 @@ def _role_actions(cfn: dict[str, Any], role: str) -> dict[str, list[Any]]:
 def test_each_function_has_its_own_least_privilege_role(cfn: dict[str, Any]) -> None:
     roles = {name: r["Properties"]["Role"]["Fn::GetAtt"][0] for name, r in cfn["Resources"].items()
              if r["Type"] == "AWS::Lambda::Function"}  # fmt: skip
-    assert len(set(roles.values())) == 3
+    assert len(set(roles.values())) == 4
     authorizer = _role_actions(cfn, roles["JwtAuth"])
     assert not [a for a in authorizer if a.startswith(("dynamodb:", "sqs:"))]  # verifies tokens only
     normalizer = _role_actions(cfn, roles["NormalizeNotes"])
@@ -168,6 +172,13 @@ def test_each_function_has_its_own_least_privilege_role(cfn: dict[str, Any]) -> 
             and a not in ("dynamodb:GetRecords", "dynamodb:GetShardIterator")}  # fmt: skip
     assert data == {"dynamodb:UpdateItem": [{"Fn::GetAtt": ["NotesTable", "Arn"]}]}
     assert "sqs:SendMessage" in normalizer
+    purge = _role_actions(cfn, roles["PurgeWorkspaces"])
+    data = {a: r for a, r in purge.items() if a.startswith("dynamodb:") and "Stream" not in a
+            and a not in ("dynamodb:GetRecords", "dynamodb:GetShardIterator")}  # fmt: skip
+    swept = [{"Fn::GetAtt": [table, "Arn"]} for table in ("ContactsTable", "NotesTable", "MembershipsTable")]
+    assert data == {"dynamodb:Query": swept, "dynamodb:BatchWriteItem": swept}  # no Scan, nothing else
+    assert purge["dynamodb:GetRecords"] == [{"Fn::GetAtt": ["WorkspacesTable", "StreamArn"]}]
+    assert purge["sqs:SendMessage"] == [{"Fn::GetAtt": ["WorkspacePurgeDeadLetterQueue", "Arn"]}]
     api = _role_actions(cfn, roles["APIHandler"])
     assert "dynamodb:Scan" not in api and "sqs:SendMessage" not in api and "dynamodb:GetRecords" not in api
     assert {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:ConditionCheckItem"} <= set(api)
@@ -187,13 +198,20 @@ def test_iam_names_each_table_and_the_secret(cfn: dict[str, Any]) -> None:
         resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
         assert "*" not in resources, statement
     table_refs = json.dumps(data)
-    for table in ("UsersTable", "ContactsTable", "NotesTable", "RateLimitsTable"):
+    for table in (
+        "UsersTable",
+        "ContactsTable",
+        "NotesTable",
+        "RateLimitsTable",
+        "WorkspacesTable",
+        "MembershipsTable",
+    ):
         assert table in table_refs
 
 
 def test_functions_arm64_sized_and_no_secret_in_clear(cfn: dict[str, Any]) -> None:
     functions = {name: r["Properties"] for name, r in cfn["Resources"].items() if r["Type"] == "AWS::Lambda::Function"}
-    assert set(functions) == {"APIHandler", "JwtAuth", "NormalizeNotes"}
+    assert set(functions) == {"APIHandler", "JwtAuth", "NormalizeNotes", "PurgeWorkspaces"}
     for props in functions.values():
         assert props["Architectures"] == ["arm64"]
         assert props["TracingConfig"] == {"Mode": "Active"}
@@ -202,6 +220,7 @@ def test_functions_arm64_sized_and_no_secret_in_clear(cfn: dict[str, Any]) -> No
         assert "JWT_SECRET" not in env
     assert functions["APIHandler"]["Environment"]["Variables"]["JWT_SECRET_ARN"] == {"Ref": "JwtSecret"}
     assert functions["NormalizeNotes"]["ReservedConcurrentExecutions"] >= 1
+    assert functions["PurgeWorkspaces"]["ReservedConcurrentExecutions"] >= 1
     secrets = _of_type(cfn, "AWS::SecretsManager::Secret")
     assert len(secrets) == 1 and "GenerateSecretString" in secrets[0]["Properties"]
     assert "SecretString" not in secrets[0]["Properties"]

@@ -118,7 +118,11 @@ def test_refresh_rotates_the_pair(alice: Api) -> None:
         assert answer["expires_in"] == 15 * 60
         issued = claims(answer["access_token"])
         assert (issued["sub"], issued["wid"], issued["role"]) == (alice.user["id"], alice.user["id"], "owner")
-        assert me(alice, answer["access_token"]).json == alice.user
+        assert me(alice, answer["access_token"]).json == {
+            **alice.user,
+            "workspace_id": alice.user["id"],
+            "role": "owner",
+        }
         token = answer["refresh_token"]
 
 
@@ -408,7 +412,7 @@ OUR_SHAPE = "01M8FP1CYTGFW5FGC7TXSJ3ETH.01M8FP1CYTGFW5FGC7TXSJ3ETH." + "A" * 43
         (b"grant_type=refresh_token&refresh_token=%E2%80%AE..", 401, "invalid_grant"),
         (b"grant_type=refresh_token&refresh_token=a&refresh_token=b", 400, "invalid_request"),
         (b"grant_type=refresh_token&grant_type=password&refresh_token=a", 400, "invalid_request"),
-        (b"grant_type=refresh_token&refresh_token=a&workspace_id=nope", 422, "invalid_request"),
+        (b"grant_type=refresh_token&refresh_token=a&workspace_id=" + b"w" * 65, 422, "invalid_request"),
         (b"grant_type=authorization_code&code=x", 400, "unsupported_grant_type"),
         (b"grant_type=REFRESH_TOKEN&refresh_token=a", 400, "unsupported_grant_type"),
         (b"grant_type=password&refresh_token=a", 422, "invalid_request"),

@@ -19,7 +19,7 @@ import pytest
 from botocore.exceptions import EndpointConnectionError, ReadTimeoutError
 from chalice.test import Client
 
-from bench.calls import ROUTES, Route, fill, seed, sessions
+from bench.calls import ROUTES, Route, fill, seed, sender, sessions
 from chalicelib import runtime
 from chalicelib.models import dynamodb_client
 from tests.conftest import ROOT, Api, CallCounter, dynamodb_error, problem
@@ -27,7 +27,7 @@ from tests.conftest import ROOT, Api, CallCounter, dynamodb_error, problem
 LIMITER_TABLE = "contact-notes-rate-limits"
 API_GATEWAY_TIMEOUT_SECONDS = 29
 # The most the store may take of one request (the arithmetic is in chalicelib/models.py).
-STORE_BUDGET_SECONDS = 16
+STORE_BUDGET_SECONDS = 20
 
 
 def _table(body: bytes | str | None) -> str | None:
@@ -76,8 +76,12 @@ def store_failing(fault: str, *, limiter_too: bool) -> Iterator[None]:
 
 
 def _send(api: Api, route: Route, world: dict[str, str]) -> Any:
+    """Send the route as bench.calls.sender says (a token into a workspace is got first, before
+    the store fails)."""
     path, body = fill(route, world)
-    return api.token_form(body) if route.form else api.request(route.method, path, body)
+    if route.form:
+        return api.token_form(body)
+    return _callers[route.name].request(route.method, path, body)
 
 
 def _assert_one_quiet_line(caplog: pytest.LogCaptureFixture, reason: str) -> None:
@@ -98,7 +102,13 @@ def world(alice: Api, limits: Any) -> dict[str, str]:
     def send(method: str, path: str, body: Any) -> Any:
         return alice.request(method, path, body).json
 
-    return {**seed(send), **sessions(alice)}
+    world = {**seed(send), **sessions(alice)}
+    _callers.clear()
+    _callers.update({route.name: sender(alice, route, world) for route in ROUTES})
+    return world
+
+
+_callers: dict[str, Api] = {}  # per route, who sends it (filled with the world, store up)
 
 
 @pytest.mark.parametrize("route", ROUTES, ids=[r.name for r in ROUTES])
@@ -170,7 +180,7 @@ def test_a_request_waits_for_the_store_well_inside_the_gateway_timeout(dynamodb:
     config = dynamodb_client().meta.config  # the client every model really uses
     assert config.retries["mode"] == "standard"
     calls = max(sum(route.calls.values()) + len(route.limiter) for route in ROUTES)
-    assert calls == 4  # sign-in; deleting a contact and its notes; a password change
+    assert calls == 5  # sign-in into a shared workspace (personal sign-in, password change, contact delete: 4)
     worst = _worst_case_seconds(config, calls)
     assert worst <= STORE_BUDGET_SECONDS
     lambda_timeout = json.loads((ROOT / ".chalice" / "config.json").read_text())["lambda_functions"]["api_handler"]

@@ -9,7 +9,16 @@ from chalicelib.api.routing import ApiBlueprint, no_content
 from chalicelib.errors import AppError, BadRequest, ValidationFailed
 from chalicelib.openapi import Operation
 from chalicelib.runtime import settings
-from chalicelib.schemas import Health, PasswordChangeIn, RegisterIn, SignOutIn, TokenForm, TokenOut, UserOut
+from chalicelib.schemas import (
+    CurrentUserOut,
+    Health,
+    PasswordChangeIn,
+    RegisterIn,
+    SignOutIn,
+    TokenForm,
+    TokenOut,
+    UserOut,
+)
 from chalicelib.sessions import service as sessions
 from chalicelib.web import FORM_TYPES, json_response, parse, read_form
 
@@ -47,7 +56,7 @@ def register() -> Response:
         TokenForm,
         "form",
         public=True,
-        problems=(401, 403),
+        problems=(401, 403),  # 403: workspace_id names a workspace the user is not a member of
         operation_id="signIn",
     ),
     content_types=FORM_TYPES,
@@ -57,7 +66,7 @@ def token() -> Response:
     form = _token_form()
     if form.grant_type == "refresh_token":
         return json_response(sessions.refresh(current, form.refresh_token or "", form.workspace_id))
-    return json_response(services.login(current, form.username or "", form.password or ""))
+    return json_response(services.login(current, form.username or "", form.password or "", form.workspace_id))
 
 
 # The fields each grant needs (RFC 6749 §4.3.2 and §6).
@@ -122,7 +131,9 @@ def change_password() -> Response:
 
 
 @auth_api.operation(
-    "/auth/me", ["GET"], Operation("The signed-in user", "auth", response=UserOut, operation_id="getCurrentUser")
+    "/auth/me",
+    ["GET"],
+    Operation("The signed-in user", "auth", response=CurrentUserOut, operation_id="getCurrentUser"),
 )
 def me() -> Response:
-    return json_response(services.current_user(auth_api.user()))
+    return json_response(services.current_user(auth_api.user(), auth_api.owner(), auth_api.role()))

@@ -17,10 +17,24 @@ contacts_api = ApiBlueprint(__name__)
 @contacts_api.operation(
     "/contacts",
     ["POST"],
-    Operation("Create a contact", "contacts", 201, ContactOut, ContactIn, etag=True, operation_id="createContact"),
+    Operation(
+        "Create a contact",
+        "contacts",
+        201,
+        ContactOut,
+        ContactIn,
+        etag=True,
+        role="editor",
+        operation_id="createContact",
+    ),
 )
 def create_contact() -> Response:
-    return versioned(services.create_contact(settings(), contacts_api.owner(), contacts_api.body(ContactIn)), 201)
+    return versioned(
+        services.create_contact(
+            settings(), contacts_api.owner(), contacts_api.body(ContactIn), shared=contacts_api.shared()
+        ),
+        201,
+    )
 
 
 @contacts_api.operation(
@@ -54,6 +68,7 @@ def get_contact(contact_id: str) -> Response:
         ContactIn,
         etag=True,
         if_match=True,
+        role="editor",
         operation_id="replaceContact",
     ),
 )
@@ -74,6 +89,7 @@ def replace_contact(contact_id: str) -> Response:
         ContactPatch,
         etag=True,
         if_match=True,
+        role="editor",
         operation_id="updateContact",
     ),
 )
@@ -86,7 +102,9 @@ def patch_contact(contact_id: str) -> Response:
 @contacts_api.operation(
     "/contacts/{contact_id}",
     ["DELETE"],
-    Operation("Delete a contact and its notes", "contacts", 204, if_match=True, operation_id="deleteContact"),
+    Operation(
+        "Delete a contact and its notes", "contacts", 204, if_match=True, role="editor", operation_id="deleteContact"
+    ),
 )
 def delete_contact(contact_id: str) -> Response:
     services.delete_contact(contacts_api.owner(), contact_id, if_match_version(contacts_api.request))

@@ -17,10 +17,21 @@ notes_api = ApiBlueprint(__name__)
 @notes_api.operation(
     "/contacts/{contact_id}/notes",
     ["POST"],
-    Operation("Add a note to a contact", "notes", 201, NoteOut, NoteIn, etag=True, operation_id="addNoteToContact"),
+    Operation(
+        "Add a note to a contact",
+        "notes",
+        201,
+        NoteOut,
+        NoteIn,
+        etag=True,
+        role="editor",
+        operation_id="addNoteToContact",
+    ),
 )
 def create_contact_note(contact_id: str) -> Response:
-    return versioned(services.create_note(notes_api.owner(), contact_id, notes_api.note_body(NoteIn)), 201)
+    return versioned(
+        services.create_note(notes_api.owner(), contact_id, notes_api.note_body(NoteIn), shared=notes_api.shared()), 201
+    )
 
 
 @notes_api.operation(
@@ -49,11 +60,14 @@ def list_contact_notes(contact_id: str) -> Response:
         NoteCreate,
         etag=True,
         problems=(404,),
+        role="editor",
         operation_id="createNote",
     ),
 )
 def create_note() -> Response:
-    return versioned(services.create_note_flat(notes_api.owner(), notes_api.note_body(NoteCreate)), 201)
+    return versioned(
+        services.create_note_flat(notes_api.owner(), notes_api.note_body(NoteCreate), shared=notes_api.shared()), 201
+    )
 
 
 @notes_api.operation(
@@ -73,7 +87,15 @@ def _change_note_text(note_id: str) -> Response:
     "/notes/{note_id}",
     ["PUT"],
     Operation(
-        "Replace a note's text", "notes", 200, NoteOut, NoteIn, etag=True, if_match=True, operation_id="replaceNote"
+        "Replace a note's text",
+        "notes",
+        200,
+        NoteOut,
+        NoteIn,
+        etag=True,
+        if_match=True,
+        role="editor",
+        operation_id="replaceNote",
     ),
 )
 def replace_note(note_id: str) -> Response:
@@ -84,7 +106,15 @@ def replace_note(note_id: str) -> Response:
     "/notes/{note_id}",
     ["PATCH"],
     Operation(
-        "Change a note's text", "notes", 200, NoteOut, NoteIn, etag=True, if_match=True, operation_id="updateNote"
+        "Change a note's text",
+        "notes",
+        200,
+        NoteOut,
+        NoteIn,
+        etag=True,
+        if_match=True,
+        role="editor",
+        operation_id="updateNote",
     ),
 )
 def update_note(note_id: str) -> Response:
@@ -92,7 +122,9 @@ def update_note(note_id: str) -> Response:
 
 
 @notes_api.operation(
-    "/notes/{note_id}", ["DELETE"], Operation("Delete a note", "notes", 204, if_match=True, operation_id="deleteNote")
+    "/notes/{note_id}",
+    ["DELETE"],
+    Operation("Delete a note", "notes", 204, if_match=True, role="editor", operation_id="deleteNote"),
 )
 def delete_note(note_id: str) -> Response:
     services.delete_note(notes_api.owner(), note_id, if_match_version(notes_api.request))

@@ -3,6 +3,7 @@ authorizer unless public, OpenAPI entry) and reading the request."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -12,7 +13,9 @@ from pydantic import BaseModel
 
 from chalicelib import openapi
 from chalicelib.api.gate import jwt_auth
+from chalicelib.errors import Forbidden
 from chalicelib.openapi import Operation
+from chalicelib.roles import OWNER, at_least
 from chalicelib.runtime import settings
 from chalicelib.schemas import PageQuery
 from chalicelib.web import (
@@ -46,10 +49,25 @@ class ApiBlueprint(Blueprint):
                 # On AWS the authorizer names the caller's usage-plan key (API key source AUTHORIZER).
                 api_key_required=not op.public,
                 content_types=content_types or default_content_types(methods),
-            )(handle_errors(view, lambda: self.request))
+            )(handle_errors(self._requiring(op, view), lambda: self.request))
             return view
 
         return register
+
+    def _requiring(self, op: Operation, view: Callable[..., Response]) -> Callable[..., Response]:
+        """The view, refused with 403 when the token's role in its workspace is below the
+        operation's. The role is the token's claim: no DynamoDB call (it may be up to one
+        access-token lifetime old; see README, "Workspaces and roles")."""
+        if op.public or op.role == "viewer":
+            return view  # every member may; nothing to check
+
+        @functools.wraps(view)
+        def guarded(**kwargs: Any) -> Response:
+            if not at_least(self.role(), op.role):
+                raise Forbidden(f"Your role in this workspace ({self.role()}) cannot do this; it needs {op.role}.")
+            return view(**kwargs)
+
+        return guarded
 
     @property
     def request(self) -> Request:
@@ -61,6 +79,21 @@ class ApiBlueprint(Blueprint):
 
     def user(self) -> str:
         return str(self.request.context["authorizer"]["user_id"])
+
+    def role(self) -> str:
+        """The caller's role in the token's workspace, as the token says.
+
+        An authorizer answer cached (up to its TTL) from before roles existed has none; its
+        token could only act in the caller's personal workspace, which the caller owns.
+        """
+        role = self.request.context["authorizer"].get("role")
+        if role:
+            return str(role)
+        return OWNER if self.owner() == self.user() else ""
+
+    def shared(self) -> bool:
+        """Whether the token acts in a workspace other than the caller's personal one."""
+        return self.owner() != self.user()
 
     def body(self, model: type[M]) -> M:
         return parse(model, read_json_object(self.request, settings().max_request_bytes))

@@ -313,22 +313,41 @@ ROUTES = [
 _seeded = itertools.count(1)
 
 
-def seed(send: Any) -> dict[str, str]:
-    """A contact with two notes and a contact that never had one; a shared workspace with a
-    member and a user outside it (new names each time); `send(method, path, body)`."""
+def seed(send: Any, *, workspace: bool = True) -> dict[str, str]:
+    """A contact with two notes and a contact that never had one; with `workspace`, a shared
+    workspace with a member and a user outside it (new names each time); `send(method, path, body)`."""
     contact = send("POST", "/contacts", {"first_name": "John"})
     note = send("POST", f"/contacts/{contact['id']}/notes", {"body": "hi"})
     send("POST", f"/contacts/{contact['id']}/notes", {"body": "another"})
     spare = send("POST", "/contacts", {"first_name": "Spare"})
+    world = {"c": contact["id"], "n": note["id"], "spare": spare["id"]}
+    if not workspace:
+        return world
     me = send("GET", "/auth/me", None)["id"]
-    workspace = send("POST", "/workspaces", {"name": "Bench"})
+    shared = send("POST", "/workspaces", {"name": "Bench"})
     n = next(_seeded)
     member, newbie = f"member{n}", f"newbie{n}"
     for name in (member, newbie):
         send("POST", "/auth/register", {"username": name, "email": f"{name}@example.com", "password": PASSWORD})
-    added = send("POST", f"/workspaces/{workspace['id']}/members", {"username": member, "role": "editor"})
-    world = {"c": contact["id"], "n": note["id"], "spare": spare["id"], "me": me, "w": workspace["id"]}
+    added = send("POST", f"/workspaces/{shared['id']}/members", {"username": member, "role": "editor"})
+    world |= {"me": me, "w": shared["id"]}
     return world | {"m": added["user_id"], "member": member, "newbie": newbie}
+
+
+WORKSPACE_NAMES = ("{w}", "{m}", "{me}", "{member}", "{newbie}")
+SESSION_NAMES = ("{refresh}", "{rotated}")
+
+
+def world_for(routes: list[Route], api: Any, send: Any) -> dict[str, str]:
+    """What these routes need seeded, and no more (each user registered or signed in costs an
+    argon2 hash): the contacts and notes always; the shared workspace and its members for the
+    routes that name them or act in it; fresh and spent refresh tokens for those that spend them."""
+    text = " ".join(f"{r.path} {r.body} {r.form}" for r in routes)
+    workspace = any(r.in_workspace for r in routes) or any(name in text for name in WORKSPACE_NAMES)
+    world = seed(send, workspace=workspace)
+    if any(name in text for name in SESSION_NAMES):
+        world |= sessions(api)
+    return world
 
 
 def sender(api: Any, route: Route, world: dict[str, str]) -> Any:
@@ -375,7 +394,7 @@ def run() -> list[Figure]:
             return alice.request(method, path, body).json
 
         for route in ROUTES:
-            world = {**seed(send), **sessions(alice)}
+            world = world_for([route], alice, send)
             path, body = fill(route, world)
             caller = sender(alice, route, world)
             scans += counter.scans

@@ -7,21 +7,21 @@ from typing import Any
 import pytest
 from chalice.test import Client
 
-from bench.calls import BUDGETS, README, ROUTES, CallCounter, Route, fill, readme_with_table, seed, sender, sessions
+from bench.calls import BUDGETS, README, ROUTES, CallCounter, Route, fill, readme_with_table, sender, world_for
 from bench.inprocess import authorizer_event
 from tests.conftest import Api
 
 
-@pytest.fixture
-def world(alice: Api) -> dict[str, str]:
+def _sender(alice: Api) -> Any:
     def send(method: str, path: str, body: Any) -> Any:
         return alice.request(method, path, body).json
 
-    return {**seed(send), **sessions(alice)}
+    return send
 
 
 @pytest.mark.parametrize("route", ROUTES, ids=[r.name for r in ROUTES])
-def test_calls_per_request(alice: Api, world: dict[str, str], dynamodb: CallCounter, route: Route) -> None:
+def test_calls_per_request(alice: Api, dynamodb: CallCounter, route: Route) -> None:
+    world = world_for([route], alice, _sender(alice))
     path, body = fill(route, world)
     caller = sender(alice, route, world)
     dynamodb.reset()

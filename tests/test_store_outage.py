@@ -19,7 +19,7 @@ import pytest
 from botocore.exceptions import EndpointConnectionError, ReadTimeoutError
 from chalice.test import Client
 
-from bench.calls import ROUTES, Route, fill, seed, sender, sessions
+from bench.calls import ROUTES, Route, fill, sender, world_for
 from chalicelib import runtime
 from chalicelib.models import dynamodb_client
 from tests.conftest import ROOT, Api, CallCounter, dynamodb_error, problem
@@ -75,13 +75,12 @@ def store_failing(fault: str, *, limiter_too: bool) -> Iterator[None]:
         events.unregister(event, hook)
 
 
-def _send(api: Api, route: Route, world: dict[str, str]) -> Any:
-    """Send the route as bench.calls.sender says (a token into a workspace is got first, before
-    the store fails)."""
+def _send(callers: dict[str, Api], route: Route, world: dict[str, str]) -> Any:
+    """Send the route as its caller (`_prepare`)."""
     path, body = fill(route, world)
     if route.form:
-        return api.token_form(body)
-    return _callers[route.name].request(route.method, path, body)
+        return callers[route.name].token_form(body)
+    return callers[route.name].request(route.method, path, body)
 
 
 def _assert_one_quiet_line(caplog: pytest.LogCaptureFixture, reason: str) -> None:
@@ -95,36 +94,37 @@ def _store_metrics(out: str) -> list[Any]:
     return [json.loads(line)["StoreUnavailable"] for line in out.splitlines() if '"StoreUnavailable"' in line]
 
 
-@pytest.fixture
-def world(alice: Api, limits: Any) -> dict[str, str]:
-    limits(metrics_enabled=1)  # metrics are on by default only on deployed stages
+def _prepare(alice: Api, routes: list[Route]) -> tuple[dict[str, str], dict[str, Api]]:
+    """What the routes need seeded, and who sends each (bench.calls.sender): all got while the
+    store is up (a token into a workspace, too)."""
 
     def send(method: str, path: str, body: Any) -> Any:
         return alice.request(method, path, body).json
 
-    world = {**seed(send), **sessions(alice)}
-    _callers.clear()
-    _callers.update({route.name: sender(alice, route, world) for route in ROUTES})
-    return world
+    world = world_for(routes, alice, send)
+    return world, {route.name: sender(alice, route, world) for route in routes}
 
 
-_callers: dict[str, Api] = {}  # per route, who sends it (filled with the world, store up)
+@pytest.fixture
+def metrics(limits: Any) -> None:
+    limits(metrics_enabled=1)  # metrics are on by default only on deployed stages
 
 
 @pytest.mark.parametrize("route", ROUTES, ids=[r.name for r in ROUTES])
 def test_every_route_answers_503_when_its_own_calls_fail(
     route: Route,
     alice: Api,
-    world: dict[str, str],
+    metrics: None,
     caplog: pytest.LogCaptureFixture,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """The limiter gets through, the route's own first call does not: every store function maps it."""
+    world, callers = _prepare(alice, [route])
     for fault, (_, _, reason) in FAULTS.items():
         caplog.clear()
         capsys.readouterr()
         with caplog.at_level(logging.INFO), store_failing(fault, limiter_too=False):
-            reply = _send(alice, route, world)
+            reply = _send(callers, route, world)
         if not route.calls:  # nothing to ask the store beyond the limiter
             assert reply.status == route.status, (fault, reply.body)
             continue
@@ -142,7 +142,7 @@ def test_every_route_answers_503_when_its_own_calls_fail(
 def test_with_the_whole_store_down_the_api_answers_503_and_the_docs_still_load(
     fault: str,
     alice: Api,
-    world: dict[str, str],
+    metrics: None,
     caplog: pytest.LogCaptureFixture,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -150,15 +150,16 @@ def test_with_the_whole_store_down_the_api_answers_503_and_the_docs_still_load(
     on every API route, /health included; the docs and CORS preflights, which need no store,
     are served."""
     reason = FAULTS[fault][2]
+    world, callers = _prepare(alice, ROUTES)
     for route in ROUTES:
         if not route.limiter and not route.calls:  # a preflight: never asks the store
             with store_failing(fault, limiter_too=True):
-                assert _send(alice, route, world).status == route.status, route.name
+                assert _send(callers, route, world).status == route.status, route.name
             continue
         caplog.clear()
         capsys.readouterr()
         with caplog.at_level(logging.INFO), store_failing(fault, limiter_too=True):
-            reply = _send(alice, route, world)
+            reply = _send(callers, route, world)
         problem(reply, 503)
         assert reply.header("retry-after"), route.name
         _assert_one_quiet_line(caplog, reason)

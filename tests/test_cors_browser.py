@@ -114,10 +114,15 @@ def cors_stack(origins: tuple[str, str]) -> Iterator[Stack]:
         stack.stop()
 
 
+@pytest.fixture
+def chromium() -> str:
+    """Looked up before any stack starts: a missing browser skips (or fails) at once."""
+    return system_tool(CHROMIUM)
+
+
 def test_a_page_on_an_allowed_origin_uses_the_api_and_another_is_refused(
-    origins: tuple[str, str], cors_stack: Stack
+    chromium: str, origins: tuple[str, str], cors_stack: Stack
 ) -> None:
-    chromium = system_tool(CHROMIUM)
     api = cors_stack.base + "/api/v1"
     console: list[ConsoleMessage] = []
     with sync_playwright() as playwright:

@@ -120,28 +120,28 @@ def pytest_run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[s
     return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
 
 
-def test_browser_test_skips_with_its_reason(machine: dict[str, str], tmp_path: Path) -> None:
-    done = pytest_run(machine, "tests/test_docs_browser.py")
+# Every test that needs a system tool, selected in one run (each run of pytest costs seconds of
+# imports): the docs and CORS browser tests, and the README's curl flow.
+NEEDS_TOOLS = ("tests/test_docs_browser.py", "tests/test_cors_browser.py", "tests/test_local_stack.py",
+               "-k", "browser or authorize or readme_curl_flow")  # fmt: skip
+
+
+def test_tests_needing_a_missing_tool_skip_with_its_reason(machine: dict[str, str], tmp_path: Path) -> None:
+    done = pytest_run(machine, *NEEDS_TOOLS)
     assert done.returncode == 0, done.stdout[-3000:]
-    assert "SKIPPED [1] tests/test_docs_browser.py:" in done.stdout
-    assert f"chromium not found (CHROMIUM_PATH={tmp_path / 'chromium'}; Debian package chromium)" in done.stdout
-    assert "1 skipped" in done.stdout.splitlines()[-1]
+    for test in ("tests/test_docs_browser.py", "tests/test_cors_browser.py", "tests/test_local_stack.py"):
+        assert f"SKIPPED [1] {test}:" in done.stdout, test
+    missing_browser = f"chromium not found (CHROMIUM_PATH={tmp_path / 'chromium'}; Debian package chromium)"
+    assert done.stdout.count(missing_browser) == 2
+    assert "curl not found (on PATH; Debian package curl)" in done.stdout
+    assert "3 skipped" in done.stdout.splitlines()[-1]
 
 
-def test_browser_test_fails_when_required(machine: dict[str, str]) -> None:
-    done = pytest_run({**machine, "REQUIRE_BROWSER": "1"}, "tests/test_docs_browser.py")
+def test_tests_needing_a_missing_tool_fail_when_required(machine: dict[str, str]) -> None:
+    done = pytest_run({**machine, "REQUIRE_BROWSER": "1", "REQUIRE_CURL": "1"}, *NEEDS_TOOLS)
     assert done.returncode == 1
-    # Checked before the stack starts, so it is an error in the test's setup.
-    assert "\nchromium not found" in done.stdout and "and REQUIRE_BROWSER=1 requires it" in done.stdout
-    assert "1 error" in done.stdout.splitlines()[-1]
-
-
-def test_curl_flow_skips_without_curl_and_fails_when_required(machine: dict[str, str]) -> None:
-    selected = ("tests/test_local_stack.py", "-k", "readme_curl_flow")
-    skipped = pytest_run(machine, *selected)
-    assert skipped.returncode == 0, skipped.stdout[-3000:]
-    assert "curl not found (on PATH; Debian package curl)" in skipped.stdout
-    assert "1 skipped" in skipped.stdout.splitlines()[-1]
-    failed = pytest_run({**machine, "REQUIRE_CURL": "1"}, *selected)
-    assert failed.returncode == 1
-    assert "REQUIRE_CURL=1 requires it" in failed.stdout
+    # Checked before any stack starts, so each is an error in its test's setup, or a failure.
+    assert done.stdout.count("and REQUIRE_BROWSER=1 requires it") >= 2
+    assert "REQUIRE_CURL=1 requires it" in done.stdout
+    last = done.stdout.splitlines()[-1]
+    assert "passed" not in last and "skipped" not in last, last

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,9 +14,9 @@ import pytest
 
 from chalicelib import runtime
 from chalicelib.ids import new_id, utc_now
-from chalicelib.models import Membership, SessionRecord, UserRecord, dynamodb_client
+from chalicelib.models import Membership, SessionRecord, UserRecord
 from tests.api import PASSWORD, Reply
-from tests.conftest import TEST_SECRET, Api, CallCounter, problem
+from tests.conftest import TEST_SECRET, Api, CallCounter, before_first, problem
 
 NEW_PASSWORD = "a brand new passphrase"
 
@@ -53,28 +51,6 @@ def stored_items(table: str) -> list[dict[str, Any]]:
     """Every item of a table, read by a client of the test's own (not counted: no request scans)."""
     client = boto3.client("dynamodb", region_name="us-east-1")
     return list(client.scan(TableName=table)["Items"])
-
-
-@contextmanager
-def before_first(operation: str, act: Callable[[], None], table: str | None = None) -> Iterator[None]:
-    """Run `act` just before the next DynamoDB `operation` (on `table`, if named) is sent: a
-    competing request lands between what a request read and what it writes, at the SDK
-    boundary (nothing of ours patched)."""
-    events = dynamodb_client().meta.events
-    event = f"before-parameter-build.dynamodb.{operation}"
-    fired: list[bool] = []
-
-    def hook(params: dict[str, Any], **_: Any) -> None:
-        if not fired and table in (None, params.get("TableName")):
-            fired.append(True)
-            act()
-
-    events.register_first(event, hook)
-    try:
-        yield
-    finally:
-        events.unregister(event, hook)
-    assert fired, f"no {operation} was sent"
 
 
 # ---- the refresh token of a sign-in -----------------------------------------------------------

@@ -14,7 +14,7 @@ import pytest
 
 from chalicelib import runtime
 from chalicelib.ids import new_id, utc_now
-from chalicelib.models import Membership, SessionRecord, UserRecord
+from chalicelib.models import USER_PREFIX, Membership, SessionRecord, UserRecord
 from tests.api import PASSWORD, Reply
 from tests.conftest import TEST_SECRET, Api, CallCounter, before_first, problem
 
@@ -309,11 +309,33 @@ def test_password_change_revokes_every_sign_in(alice: Api) -> None:
     assert alice.get("/auth/me").status == 200
 
 
+def user_version(api: Api) -> int:
+    return int(UserRecord.get(USER_PREFIX + api.user["id"], consistent_read=True).version)
+
+
 def test_password_change_is_idempotent(alice: Api) -> None:
     assert change(alice).status == 204
     session = alice.login("alice", NEW_PASSWORD).json["refresh_token"]
+    version = user_version(alice)
     assert change(alice).status == 204  # the same request again (its answer was lost)
+    assert user_version(alice) == version  # nothing written
     assert refresh(alice, session).status == 200  # and it revoked nothing more
+    assert alice.login("alice", NEW_PASSWORD).status == 200
+
+
+def test_a_wrong_current_password_is_403_even_when_the_new_one_is_the_password_now(alice: Api, limits: Any) -> None:
+    """Knowing the password now (sent as the new one) is no way around the current password."""
+    limits(LOGIN_MAX_FAILURES=2, LOGIN_BACKOFF_BASE_SECONDS=600)
+    for _ in range(2):
+        problem(change(alice, current="not my password", new=PASSWORD), 403)
+    problem(change(alice, current=PASSWORD, new=PASSWORD), 429)  # both counted toward the lockout
+
+
+def test_the_old_password_retries_only_the_change_it_made(alice: Api) -> None:
+    assert change(alice).status == 204
+    problem(change(alice, current="not my password"), 403)  # the new password alone is no retry
+    problem(change(alice, new="yet another passphrase"), 403)  # the old password is no longer current
+    invalid_grant(alice.login("alice", "yet another passphrase"))
     assert alice.login("alice", NEW_PASSWORD).status == 200
 
 

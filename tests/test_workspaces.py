@@ -364,6 +364,7 @@ def test_token_into_a_workspace_you_are_not_in_is_403_alike(alice: Api, bob: Api
         body = problem(token_reply(bob, "bob", workspace_id), 403)
         bodies.append({k: v for k, v in body.items() if k != "request_id"})
     assert bodies[0]["detail"] == "You are not a member of that workspace."
+    assert bodies[0]["error"] == "invalid_scope"  # OAuth 2.0's member, as the refresh grant's 403 has
     assert all(body == bodies[0] for body in bodies), bodies
 
 

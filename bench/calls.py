@@ -288,7 +288,8 @@ ROUTES = [
     Route("GET /workspaces/{id}", "GET", "/workspaces/{w}", 200, {"TransactGetItems": 1}, "item"),
     Route("GET /workspaces/{id} (personal)", "GET", "/workspaces/{me}", 200, {"GetItem": 1}, "item"),
     Route("GET /workspaces/{malformed id}", "GET", "/workspaces/not-an-id", 404, {}, "limiter only"),
-    Route("PATCH /workspaces/{id}", "PATCH", "/workspaces/{w}", 200, {"GetItem": 1, "UpdateItem": 1}, None,
+    # Renaming reads the caller's role (the answer shows it), then checks it again in the rename's transaction.
+    Route("PATCH /workspaces/{id}", "PATCH", "/workspaces/{w}", 200, {"GetItem": 1, "TransactWriteItems": 1}, None,
           body={"name": "Renamed"}),
     Route("DELETE /workspaces/{id}", "DELETE", "/workspaces/{w}", 204,
           {"GetItem": 1, "Query": 1, "TransactWriteItems": 1}, None),
@@ -301,6 +302,7 @@ ROUTES = [
           {"GetItem": 2, "TransactWriteItems": 1}, "membership", body={"username": "{member}", "role": "viewer"}),
     Route("POST /workspaces/{id}/members (unknown user: 404)", "POST", "/workspaces/{w}/members", 404,
           {"GetItem": 1}, "membership", body={"username": "nobody", "role": "viewer"}),
+    # Changing or removing a member reads both memberships; the transaction checks the caller's role again.
     Route("PATCH /workspaces/{id}/members/{user_id}", "PATCH", "/workspaces/{w}/members/{m}", 200,
           {"BatchGetItem": 1, "TransactWriteItems": 1}, "membership", body={"role": "admin"}),
     Route("PATCH /workspaces/{id}/members/{user_id} (last owner: 409)", "PATCH", "/workspaces/{w}/members/{me}", 409,

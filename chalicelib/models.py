@@ -66,6 +66,9 @@ class UserRecord(Model):
     username = UnicodeAttribute(null=True)
     email = UnicodeAttribute(null=True)
     password_hash = UnicodeAttribute(null=True)
+    # The hash the last password change replaced (one, overwritten by the next change): a
+    # retry of that change, which still sends the old password as current, is recognised.
+    previous_password_hash = UnicodeAttribute(null=True)
     tier = UnicodeAttribute(null=True)  # usage-plan tier; absent means "default"
     # Refresh-token families started at or before this time (ISO 8601, like created_at) are
     # void: a password change signs out every session with one write, no Query of sessions.

@@ -101,11 +101,9 @@ def workspace_role(user_id: str, workspace_id: str | None) -> tuple[str, str]:
     not a member. One answer for a workspace that does not exist, one the user is not in and a
     malformed id, so that it tells nothing about other people's workspaces."""
     workspace = workspace_id or user_id
-    if not is_valid_id(workspace):
-        raise Forbidden(NOT_YOUR_WORKSPACE)
-    role = role_in(user_id, workspace)
-    if role is None:
-        raise Forbidden(NOT_YOUR_WORKSPACE)
+    role = role_in(user_id, workspace) if is_valid_id(workspace) else None
+    if role is None:  # OAuth 2.0's error for a scope not granted, as the refresh grant answers
+        raise Forbidden(NOT_YOUR_WORKSPACE, extra={"error": "invalid_scope"})
     return workspace, role
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ from moto import mock_aws
 
 from bench.calls import CallCounter, counting
 from chalicelib import runtime
-from chalicelib.models import create_tables
+from chalicelib.models import create_tables, dynamodb_client
 from devtools.gateway import ParityGateway
 from tests.api import API, Api, Reply
 
@@ -132,6 +133,28 @@ def dynamodb_error(code: str, message: str = "injected", **extra: Any) -> tuple[
     """
     http = type("Http", (), {"status_code": 400, "headers": {}})()
     return http, {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": 400}, **extra}
+
+
+@contextmanager
+def before_first(operation: str, act: Callable[[], None], table: str | None = None) -> Iterator[None]:
+    """Run `act` just before the next DynamoDB `operation` (on `table`, if named) is sent: a
+    competing request lands between what a request read and what it writes, at the SDK
+    boundary (nothing of ours patched)."""
+    events = dynamodb_client().meta.events
+    event = f"before-parameter-build.dynamodb.{operation}"
+    fired: list[bool] = []
+
+    def hook(params: dict[str, Any], **_: Any) -> None:
+        if not fired and table in (None, params.get("TableName")):
+            fired.append(True)
+            act()
+
+    events.register_first(event, hook)
+    try:
+        yield
+    finally:
+        events.unregister(event, hook)
+    assert fired, f"no {operation} was sent"
 
 
 def problem(reply: Reply, status: int) -> dict[str, Any]:

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,9 +14,9 @@ import pytest
 
 from chalicelib import runtime
 from chalicelib.ids import new_id, utc_now
-from chalicelib.models import Membership, SessionRecord, UserRecord, dynamodb_client
+from chalicelib.models import USER_PREFIX, Membership, SessionRecord, UserRecord
 from tests.api import PASSWORD, Reply
-from tests.conftest import TEST_SECRET, Api, CallCounter, problem
+from tests.conftest import TEST_SECRET, Api, CallCounter, before_first, problem
 
 NEW_PASSWORD = "a brand new passphrase"
 
@@ -53,28 +51,6 @@ def stored_items(table: str) -> list[dict[str, Any]]:
     """Every item of a table, read by a client of the test's own (not counted: no request scans)."""
     client = boto3.client("dynamodb", region_name="us-east-1")
     return list(client.scan(TableName=table)["Items"])
-
-
-@contextmanager
-def before_first(operation: str, act: Callable[[], None], table: str | None = None) -> Iterator[None]:
-    """Run `act` just before the next DynamoDB `operation` (on `table`, if named) is sent: a
-    competing request lands between what a request read and what it writes, at the SDK
-    boundary (nothing of ours patched)."""
-    events = dynamodb_client().meta.events
-    event = f"before-parameter-build.dynamodb.{operation}"
-    fired: list[bool] = []
-
-    def hook(params: dict[str, Any], **_: Any) -> None:
-        if not fired and table in (None, params.get("TableName")):
-            fired.append(True)
-            act()
-
-    events.register_first(event, hook)
-    try:
-        yield
-    finally:
-        events.unregister(event, hook)
-    assert fired, f"no {operation} was sent"
 
 
 # ---- the refresh token of a sign-in -----------------------------------------------------------
@@ -333,11 +309,33 @@ def test_password_change_revokes_every_sign_in(alice: Api) -> None:
     assert alice.get("/auth/me").status == 200
 
 
+def user_version(api: Api) -> int:
+    return int(UserRecord.get(USER_PREFIX + api.user["id"], consistent_read=True).version)
+
+
 def test_password_change_is_idempotent(alice: Api) -> None:
     assert change(alice).status == 204
     session = alice.login("alice", NEW_PASSWORD).json["refresh_token"]
+    version = user_version(alice)
     assert change(alice).status == 204  # the same request again (its answer was lost)
+    assert user_version(alice) == version  # nothing written
     assert refresh(alice, session).status == 200  # and it revoked nothing more
+    assert alice.login("alice", NEW_PASSWORD).status == 200
+
+
+def test_a_wrong_current_password_is_403_even_when_the_new_one_is_the_password_now(alice: Api, limits: Any) -> None:
+    """Knowing the password now (sent as the new one) is no way around the current password."""
+    limits(LOGIN_MAX_FAILURES=2, LOGIN_BACKOFF_BASE_SECONDS=600)
+    for _ in range(2):
+        problem(change(alice, current="not my password", new=PASSWORD), 403)
+    problem(change(alice, current=PASSWORD, new=PASSWORD), 429)  # both counted toward the lockout
+
+
+def test_the_old_password_retries_only_the_change_it_made(alice: Api) -> None:
+    assert change(alice).status == 204
+    problem(change(alice, current="not my password"), 403)  # the new password alone is no retry
+    problem(change(alice, new="yet another passphrase"), 403)  # the old password is no longer current
+    invalid_grant(alice.login("alice", "yet another passphrase"))
     assert alice.login("alice", NEW_PASSWORD).status == 200
 
 

@@ -6,9 +6,10 @@ from typing import Any
 
 import pytest
 
+from chalicelib import runtime
 from chalicelib.models import USER_PREFIX, Membership, UserRecord, Workspace
-from tests.conftest import Api, problem
-from tests.workspaces import acting_in, add, new_workspace, token_reply
+from tests.conftest import Api, before_first, problem
+from tests.workspaces import acting_in, add, before_first_write, new_workspace, token_reply
 
 MISSING = "01M8FP1CYTGFW5FGC7TXSJ3ETH"
 
@@ -257,6 +258,68 @@ def test_an_admin_cannot_grant_or_remove_owner(alice: Api, bob: Api, carol: Api)
     assert bob.delete(f"{members}/{carol.user['id']}").status == 204
 
 
+# ---- a caller demoted or removed during the request ----------------------------------------
+# The caller's role is read first, then checked again by the write itself: alice's change to
+# bob's membership commits between bob's read and bob's write, and bob's write must not commit.
+
+
+def _team_with_admin(alice: Api) -> tuple[str, str]:
+    workspace_id = new_workspace(alice)
+    add(alice, workspace_id, "bob", "admin")
+    add(alice, workspace_id, "carol", "viewer")
+    return workspace_id, f"/workspaces/{workspace_id}/members"
+
+
+def test_an_admin_demoted_mid_request_cannot_change_a_role(alice: Api, bob: Api, carol: Api) -> None:
+    workspace_id, members = _team_with_admin(alice)
+    demote = lambda: alice.patch(f"{members}/{bob.user['id']}", {"role": "viewer"})  # noqa: E731
+    with before_first_write(demote):
+        reply = bob.patch(f"{members}/{carol.user['id']}", {"role": "admin"})
+    assert "you are viewer" in problem(reply, 403)["detail"]
+    assert Membership.get(workspace_id, carol.user["id"]).role == "viewer"
+
+
+def test_an_admin_removed_mid_request_cannot_remove_a_member(alice: Api, bob: Api, carol: Api) -> None:
+    workspace_id, members = _team_with_admin(alice)
+    with before_first_write(lambda: alice.delete(f"{members}/{bob.user['id']}")):
+        reply = bob.delete(f"{members}/{carol.user['id']}")
+    problem(reply, 404)
+    assert Membership.get(workspace_id, carol.user["id"]).role == "viewer"
+
+
+def test_an_admin_demoted_mid_request_cannot_rename(alice: Api, bob: Api, carol: Api) -> None:
+    workspace_id, members = _team_with_admin(alice)
+    with before_first_write(lambda: alice.patch(f"{members}/{bob.user['id']}", {"role": "editor"})):
+        reply = bob.patch(f"/workspaces/{workspace_id}", {"name": "Renamed"})
+    problem(reply, 403)
+    assert Workspace.get(workspace_id).name == "Team"
+
+
+def test_an_owner_demoted_mid_request_cannot_make_an_owner(alice: Api, bob: Api, carol: Api) -> None:
+    """Making an owner needs the caller to be an owner still, not just admin."""
+    workspace_id, members = _team_with_admin(alice)
+    assert alice.patch(f"{members}/{bob.user['id']}", {"role": "owner"}).status == 200
+    with before_first_write(lambda: alice.patch(f"{members}/{bob.user['id']}", {"role": "admin"})):
+        reply = bob.patch(f"{members}/{carol.user['id']}", {"role": "owner"})
+    assert "you are admin" in problem(reply, 403)["detail"]
+    assert Membership.get(workspace_id, carol.user["id"]).role == "viewer"
+    assert Workspace.get(workspace_id).owners == 1
+
+
+def test_a_role_changed_and_restored_mid_request_is_409(alice: Api, bob: Api, carol: Api) -> None:
+    """Demoted before the write, an admin again when the request reads why it failed: the
+    answer is to try again, and nothing was written."""
+    workspace_id, members = _team_with_admin(alice)
+    bob_at = f"{members}/{bob.user['id']}"
+    demote = lambda: alice.patch(bob_at, {"role": "viewer"})  # noqa: E731
+    restore = lambda: alice.patch(bob_at, {"role": "admin"})  # noqa: E731
+    with before_first_write(demote), before_first("GetItem", restore, runtime.settings().memberships_table):
+        reply = bob.delete(f"{members}/{carol.user['id']}")
+    assert "changed during the request" in problem(reply, 409)["detail"]
+    assert Membership.get(workspace_id, carol.user["id"]).role == "viewer"
+    assert bob.delete(f"{members}/{carol.user['id']}").status == 204  # the retry
+
+
 def test_malformed_and_unknown_ids_are_404(alice: Api, bob: Api) -> None:
     workspace_id = new_workspace(alice)
     for bad in ("not-an-id", MISSING, bob.user["id"]):  # malformed, missing, someone's personal
@@ -301,6 +364,7 @@ def test_token_into_a_workspace_you_are_not_in_is_403_alike(alice: Api, bob: Api
         body = problem(token_reply(bob, "bob", workspace_id), 403)
         bodies.append({k: v for k, v in body.items() if k != "request_id"})
     assert bodies[0]["detail"] == "You are not a member of that workspace."
+    assert bodies[0]["error"] == "invalid_scope"  # OAuth 2.0's member, as the refresh grant's 403 has
     assert all(body == bodies[0] for body in bodies), bodies
 
 

@@ -1,13 +1,17 @@
-"""Helpers for the workspace tests: shared workspaces, members, tokens into a workspace, and
-stream records of the workspaces table (as Lambda delivers them)."""
+"""Helpers for the workspace tests: shared workspaces, members, tokens into a workspace, a
+competing request between a request's reads and its write, and stream records of the
+workspaces table (as Lambda delivers them)."""
 
 from __future__ import annotations
 
 import itertools
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from chalicelib.models import Workspace
+from chalicelib import runtime
+from chalicelib.models import Workspace, dynamodb_client
 from tests.api import PASSWORD, Api
 
 STREAM_ARN = "arn:aws:dynamodb:us-east-1:123456789012:table/contact-notes-workspaces/stream/2026-01-01T00:00:00.000"
@@ -59,3 +63,28 @@ def removal(workspace: Workspace) -> dict[str, Any]:
         "dynamodb": change,
         "eventSourceARN": STREAM_ARN,
     }
+
+
+WRITES = {"PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem"}
+
+
+@contextmanager
+def before_first_write(act: Callable[[], None]) -> Iterator[None]:
+    """Run `act` just before a request's first write (the rate limiter's aside), whichever
+    operation it is: a competing request lands between what the request read and what it
+    writes, at the SDK boundary (nothing of ours patched)."""
+    limiter_table = runtime.settings().rate_limits_table
+    events = dynamodb_client().meta.events
+    fired: list[bool] = []
+
+    def hook(model: Any, params: dict[str, Any], **_: Any) -> None:
+        if not fired and model.name in WRITES and params.get("TableName") != limiter_table:
+            fired.append(True)
+            act()
+
+    events.register_first("before-parameter-build.dynamodb", hook)
+    try:
+        yield
+    finally:
+        events.unregister("before-parameter-build.dynamodb", hook)
+    assert fired, "no write was sent"

@@ -170,7 +170,9 @@ def change_password(settings: Settings, user_id: str, data: PasswordChangeIn) ->
 
     The current password is checked under the sign-in lockout, so a stolen access token is no
     faster way to guess it than the token endpoint. Repeating a change that succeeded (its
-    answer was lost) is a 204 again without writing: the password already is the new one.
+    answer was lost) is a 204 again without writing: its current password is the one that
+    change replaced (kept as the previous hash) and its new one is the password now. Anything
+    else with a current password that is not the password now is 403.
     """
     user = users.get_user(user_id)
     if user is None:
@@ -180,13 +182,24 @@ def change_password(settings: Settings, user_id: str, data: PasswordChangeIn) ->
     if auth.verify_password(data.current_password, user.password_hash):
         ratelimit.record_login_success(username, seen)
         _store_password(user, data.new_password)
-    elif auth.verify_password(data.new_password, user.password_hash):
+    elif _is_retry_of_last_change(user, data):
         ratelimit.record_login_success(username, seen)  # already done: idempotent
     else:
         ratelimit.record_login_failure(username, seen, settings)
         raise Forbidden("The current password is not correct.")
 
 
+def _is_retry_of_last_change(user: UserRecord, data: PasswordChangeIn) -> bool:
+    """The last change again: from the password it replaced to the password now."""
+    previous = user.previous_password_hash
+    return (
+        previous is not None
+        and auth.verify_password(data.current_password, previous)
+        and auth.verify_password(data.new_password, user.password_hash)
+    )
+
+
 def _store_password(user: UserRecord, new_password: str) -> None:
-    if not store.change_password(user.user_id, int(user.version), auth.hash_password(new_password), utc_now()):
+    new_hash = auth.hash_password(new_password)
+    if not store.change_password(user.user_id, int(user.version), new_hash, str(user.password_hash), utc_now()):
         raise Conflict("The account changed while the password was being changed; try again.")

@@ -169,12 +169,14 @@ def revoke_family_of_token(family_id: str, token_hash: str, now: str) -> bool:
     return not transact(SessionRecord, new_id(), write)
 
 
-def change_password(user_id: str, version: int, password_hash: str, now: str) -> bool:
-    """One UpdateItem on the user at the version read: the new hash, and every family started
-    until now void. False (nothing written) when the user changed meanwhile or is gone."""
+def change_password(user_id: str, version: int, password_hash: str, previous_hash: str, now: str) -> bool:
+    """One UpdateItem on the user at the version read: the new hash (the one it replaces kept
+    as the previous), and every family started until now void. False (nothing written) when
+    the user changed meanwhile or is gone."""
     user = UserRecord(USER_PREFIX + user_id)
     actions: list[Action] = [
         UserRecord.password_hash.set(password_hash),
+        UserRecord.previous_password_hash.set(previous_hash),
         UserRecord.sessions_valid_after.set(now),
         UserRecord.updated_at.set(now),
         UserRecord.version.add(1),

@@ -7,6 +7,8 @@ not a member of answers 404, like any id that is not theirs. No HTTP here.
 
 from __future__ import annotations
 
+from typing import NoReturn
+
 from chalicelib import store as users
 from chalicelib.config import Settings
 from chalicelib.errors import Conflict, Forbidden, NotFound, Unauthorized
@@ -17,6 +19,7 @@ from chalicelib.roles import OWNER, at_least
 from chalicelib.schemas import MemberIn, MemberOut, MemberPage, PageQuery, WorkspaceOut, WorkspacePage
 from chalicelib.workspaces import store
 
+MANAGERS = ("admin", OWNER)  # the roles that rename a workspace and manage its members
 PERSONAL_NAME = "Personal"  # as chalicelib.services names it at registration
 NOT_FOUND = "Workspace not found."
 CHANGED = "Your role in this workspace changed during the request; try again."
@@ -51,6 +54,13 @@ def _role_of(user_id: str, workspace_id: str) -> str:
 def _needs(role: str, needed: str, doing: str) -> None:
     if not at_least(role, needed):  # type: ignore[arg-type]
         raise Forbidden(f"Only an {needed} of this workspace can {doing}; you are {role}.")
+
+
+def _recheck(user_id: str, workspace_id: str, needed: str, doing: str) -> NoReturn:
+    """A write whose check of the caller's role failed: read the role again to answer 404
+    (no longer a member) or 403 (role too low now), else 409 (it changed and changed back)."""
+    _needs(_role_of(user_id, workspace_id), needed, doing)
+    raise Conflict(CHANGED)
 
 
 # ---- workspaces --------------------------------------------------------------------------
@@ -93,13 +103,17 @@ def get(user_id: str, workspace_id: str) -> WorkspaceOut:
 
 
 def rename(user_id: str, workspace_id: str, name: str) -> WorkspaceOut:
-    """Admins and owners."""
+    """Admins and owners: the caller's role is read (the answer shows it), then checked again
+    in the rename's own transaction, so a caller demoted or removed meanwhile cannot rename."""
     role = _role_of(user_id, workspace_id)
     _needs(role, "admin", "rename it")
     if workspace_id == user_id:
         workspace = store.rename_personal_workspace(user_id, name, utc_now())
-    else:
-        workspace = store.rename_workspace(workspace_id, name, utc_now())
+        return _out(workspace_id, user_id, workspace, role)
+    try:
+        workspace = store.rename_workspace(workspace_id, name, utc_now(), (user_id, MANAGERS))
+    except store.NotAllowed:
+        _recheck(user_id, workspace_id, "admin", "rename it")
     return _out(workspace_id, user_id, workspace, role)
 
 
@@ -239,6 +253,15 @@ def _caller_and_target(user_id: str, workspace_id: str, member_id: str) -> tuple
     return str(found[user_id].role), found[member_id]
 
 
+def _caller_roles(user_id: str, member_id: str, *roles: str) -> tuple[str, tuple[str, ...]] | None:
+    """What the write checks of the caller: still an owner when an owner is made, unmade or
+    removed, else still admin or owner; nothing when the caller changes their own membership
+    (its own condition, the role still being what was read, covers it)."""
+    if member_id == user_id:
+        return None
+    return user_id, (OWNER,) if OWNER in roles else MANAGERS
+
+
 def change_member_role(user_id: str, workspace_id: str, member_id: str, new_role: str) -> MemberOut:
     """Admins change roles; only an owner makes or unmakes an owner; the last owner stays."""
     role, target = _caller_and_target(user_id, workspace_id, member_id)
@@ -247,7 +270,12 @@ def change_member_role(user_id: str, workspace_id: str, member_id: str, new_role
     if OWNER in (old_role, new_role):
         _needs(role, OWNER, "make or unmake an owner")
     if old_role != new_role:
-        store.change_role(workspace_id, member_id, old_role, new_role, utc_now())
+        caller = _caller_roles(user_id, member_id, old_role, new_role)
+        try:
+            store.change_role(workspace_id, member_id, old_role, new_role, utc_now(), caller)
+        except store.NotAllowed:
+            needed = OWNER if OWNER in (old_role, new_role) else "admin"
+            _recheck(user_id, workspace_id, needed, "make or unmake an owner" if needed == OWNER else "change roles")
     target.role = new_role
     return _member_out(target)
 
@@ -261,4 +289,8 @@ def remove_member(user_id: str, workspace_id: str, member_id: str) -> None:
         _needs(role, "admin", "remove members")
         if old_role == OWNER:
             _needs(role, OWNER, "remove an owner")
-    store.remove_member(workspace_id, member_id, old_role)
+    try:
+        store.remove_member(workspace_id, member_id, old_role, _caller_roles(user_id, member_id, old_role))
+    except store.NotAllowed:
+        needed = OWNER if old_role == OWNER else "admin"
+        _recheck(user_id, workspace_id, needed, "remove an owner" if needed == OWNER else "remove members")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterable
 
-from pynamodb.exceptions import PutError, PynamoDBException
+from pynamodb.exceptions import PutError
 from pynamodb.expressions.update import Action
 from pynamodb.models import Model
 from pynamodb.transactions import TransactGet, TransactWrite
@@ -20,7 +20,7 @@ from chalicelib.ids import new_id
 from chalicelib.models import Contact, Membership, Note, Workspace
 from chalicelib.outage import unavailable
 from chalicelib.roles import OWNER
-from chalicelib.store import condition_failed, dynamodb_errors, transact
+from chalicelib.store import dynamodb_errors, transact
 
 LAST_OWNER = "A workspace needs an owner: make another member owner first."
 CHANGED = "That membership changed at the same moment; read it again and retry."
@@ -108,6 +108,19 @@ def query_members(workspace_id: str, limit: int, after_id: str | None) -> list[M
 # ---- workspaces --------------------------------------------------------------------------
 
 
+Caller = tuple[str, tuple[str, ...]]  # a managing member's id and the roles that allow the write
+
+
+class NotAllowed(Exception):
+    """The caller's membership did not allow the write when it was made (gone, or its role)."""
+
+
+def _caller_check(txn: TransactWrite, workspace_id: str, caller_id: str, roles: tuple[str, ...]) -> None:
+    """The caller's membership still holds one of `roles` when the transaction commits: a
+    caller demoted or removed after the request read their role cannot write with it."""
+    txn.condition_check(Membership, workspace_id, caller_id, condition=Membership.role.is_in(*roles))
+
+
 def create_workspace(workspace: Workspace, owner: Membership) -> None:
     """One transaction: the workspace (one owner) and its creator's owner membership."""
 
@@ -119,18 +132,23 @@ def create_workspace(workspace: Workspace, owner: Membership) -> None:
         raise Conflict("That workspace already exists.")
 
 
-def rename_workspace(workspace_id: str, name: str, now: str) -> Workspace:
-    """One UpdateItem on an existing workspace; NotFound when it is gone."""
+def rename_workspace(workspace_id: str, name: str, now: str, caller: Caller) -> Workspace:
+    """One transaction: the caller still holds one of the roles `caller` names (NotAllowed if
+    not), and the workspace, which must still exist (NotFound), gets its new name."""
     workspace = Workspace(workspace_id)
     actions: list[Action] = [Workspace.name.set(name), Workspace.updated_at.set(now), Workspace.version.add(1)]
-    try:
-        with dynamodb_errors():
-            workspace.update(actions=actions, condition=Workspace.workspace_id.exists())
-    except PynamoDBException as exc:
-        if condition_failed(exc):
-            raise NotFound("Workspace not found.") from None
-        raise
-    return workspace
+
+    def write(txn: TransactWrite) -> None:
+        _caller_check(txn, workspace_id, *caller)
+        txn.update(workspace, actions=actions, condition=Workspace.workspace_id.exists())
+
+    failed = transact(Workspace, _token(), write)
+    if 0 in failed:
+        raise NotAllowed
+    if failed:
+        raise NotFound("Workspace not found.")
+    # A transaction returns no attributes: what the answer shows is what was written.
+    return Workspace(workspace_id, name=name, personal=False, updated_at=now)
 
 
 def rename_personal_workspace(user_id: str, name: str, now: str) -> Workspace:
@@ -179,10 +197,6 @@ def delete_workspace(workspace_id: str, owner_id: str, member_ids: list[str]) ->
 # ---- members ----------------------------------------------------------------------------
 
 
-class NotAllowed(Exception):
-    """The caller's membership did not allow the write when it was made (gone, or its role)."""
-
-
 def add_member(membership: Membership, caller_id: str, caller_roles: tuple[str, ...]) -> None:
     """One transaction: the caller still holds one of `caller_roles` there, the membership is
     new, and the workspace still exists and is not personal (its owner count grows when the
@@ -192,9 +206,7 @@ def add_member(membership: Membership, caller_id: str, caller_roles: tuple[str, 
     owner = membership.role == OWNER
 
     def write(txn: TransactWrite) -> None:
-        txn.condition_check(
-            Membership, membership.workspace_id, caller_id, condition=Membership.role.is_in(*caller_roles)
-        )
+        _caller_check(txn, membership.workspace_id, caller_id, caller_roles)
         if owner:
             workspace = Workspace(membership.workspace_id)
             txn.update(workspace, actions=[Workspace.owners.add(1)], condition=workspace_condition)
@@ -223,36 +235,48 @@ def _owner_change(txn: TransactWrite, workspace_id: str, old: str, new: str | No
         txn.update(workspace, actions=[Workspace.owners.add(1)], condition=Workspace.workspace_id.exists())
 
 
-def change_role(workspace_id: str, user_id: str, old: str, new: str, now: str) -> None:
-    """One transaction: the role (only if still `old`) and, if an owner is made or unmade,
-    the owner count (which cannot fall below one: the last owner stays)."""
+def change_role(workspace_id: str, user_id: str, old: str, new: str, now: str, caller: Caller | None) -> None:
+    """One transaction: the caller (unless changing their own role) still holds an allowed
+    role, the role (only if still `old`) and, if an owner is made or unmade, the owner count
+    (which cannot fall below one: the last owner stays)."""
     membership = Membership(workspace_id, user_id)
 
     def write(txn: TransactWrite) -> None:
+        if caller is not None:
+            _caller_check(txn, workspace_id, *caller)
         actions: list[Action] = [Membership.role.set(new), Membership.updated_at.set(now)]
         txn.update(membership, actions=actions, condition=Membership.role == old)
         _owner_change(txn, workspace_id, old, new)
 
-    failed = transact(Membership, _token(), write)
-    if 0 in failed:
-        raise Conflict(CHANGED)
-    if failed:
-        raise Conflict(LAST_OWNER) if old == OWNER else NotFound("Workspace not found.")
+    _raise_for(transact(Membership, _token(), write), caller is not None, old)
 
 
-def remove_member(workspace_id: str, user_id: str, old: str) -> None:
-    """One transaction: the membership (only if still `old`) and, for an owner, the owner
-    count, which cannot fall below one."""
+def remove_member(workspace_id: str, user_id: str, old: str, caller: Caller | None) -> None:
+    """One transaction: the caller (unless leaving) still holds an allowed role, the
+    membership (only if still `old`) and, for an owner, the owner count, which cannot fall
+    below one."""
 
     def write(txn: TransactWrite) -> None:
+        if caller is not None:
+            _caller_check(txn, workspace_id, *caller)
         txn.delete(Membership(workspace_id, user_id), condition=Membership.role == old)
         _owner_change(txn, workspace_id, old, None)
 
-    failed = transact(Membership, _token(), write)
-    if 0 in failed:
+    _raise_for(transact(Membership, _token(), write), caller is not None, old)
+
+
+def _raise_for(failed: list[int], checked_caller: bool, old: str) -> None:
+    """Why a member change was cancelled. Sent in this order: the caller's check (if any),
+    the membership, the workspace's owner count (if an owner is made or unmade: its last
+    owner, or a workspace gone)."""
+    if not failed:
+        return
+    first = 1 if checked_caller else 0
+    if checked_caller and 0 in failed:
+        raise NotAllowed
+    if first in failed:
         raise Conflict(CHANGED)
-    if failed:
-        raise Conflict(LAST_OWNER)
+    raise Conflict(LAST_OWNER) if old == OWNER else NotFound("Workspace not found.")
 
 
 # ---- the deletion sweep (stream consumer) ----------------------------------------------------

@@ -15,6 +15,7 @@ from chalicelib import ratelimit
 from chalicelib.config import load_settings
 from chalicelib.models import RateLimitRecord, dynamodb_client
 from tests.conftest import Api, CallCounter, dynamodb_error, problem
+from tests.workspaces import acting_in, add, new_workspace
 
 
 def headers_of(reply: Any) -> tuple[str | None, str | None]:
@@ -52,6 +53,21 @@ def test_one_users_burst_does_not_limit_another(alice: Api, bob: Api, limits: An
     limits(rate_limit_burst=2, rate_limit_per_second=0.1)
     assert [alice.get("/contacts").status for _ in range(3)] == [200, 200, 429]
     assert [bob.get("/contacts").status for _ in range(2)] == [200, 200]
+
+
+def test_a_users_workspace_tokens_share_one_bucket_and_members_keep_their_own(
+    alice: Api, bob: Api, limits: Any
+) -> None:
+    """Limits count per user, whichever workspace the token acts in (#13)."""
+    team = new_workspace(alice)
+    add(alice, team, "bob", "editor")
+    alice_in_team, bob_in_team = acting_in(alice, team), acting_in(bob, team)
+    limits(rate_limit_burst=3, rate_limit_per_second=0.1)
+    assert [r.status for r in (alice.get("/contacts"), alice_in_team.get("/contacts"))] == [200, 200]
+    assert alice_in_team.get("/contacts").status == 200
+    assert problem(alice.get("/contacts"), 429)["status"] == 429  # personal token: the same bucket
+    assert problem(alice_in_team.get("/contacts"), 429)["status"] == 429
+    assert [bob_in_team.get("/contacts").status for _ in range(3)] == [200, 200, 200]  # same workspace, own bucket
 
 
 def test_anonymous_requests_count_per_client_ip(anon: Api, alice: Api, limits: Any) -> None:

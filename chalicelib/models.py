@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from pynamodb.attributes import BooleanAttribute, ListAttribute, NumberAttribute, TTLAttribute, UnicodeAttribute
+from pynamodb.exceptions import TableError
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, LocalSecondaryIndex
 from pynamodb.models import Model
 from pynamodb.pagination import ResultIterator
@@ -312,9 +313,37 @@ def _share_one_client() -> None:
 def create_tables(settings: Settings) -> list[str]:
     """Create any missing table (idempotent); return the names it created."""
     bind_models(settings)
-    created = []
-    for model in ALL_MODELS:
-        if not model.exists():
-            model.create_table(wait=True, billing_mode="PAY_PER_REQUEST")
-            created.append(model.Meta.table_name)
-    return created
+    return [model.Meta.table_name for model in ALL_MODELS if _create_table(model)]
+
+
+def _create_table(model: type[Model]) -> bool:
+    """CreateTable as PynamoDB's `Model.create_table` builds it, without its calls around it.
+
+    `Model.create_table(wait=True)` asks DescribeTable whether the table exists, asks again
+    inside, and once more after creating it: 22 ms a table on moto, where `make run` and
+    every test make all of them. Here "already exists" is CreateTable's own answer, and the
+    wait is only for a table that did not come back ACTIVE (DynamoDB: CREATING for seconds;
+    moto and DynamoDB Local: ACTIVE at once): under 3 ms. False when the table existed.
+    """
+    meta: Any = model.Meta
+    schema = model._get_schema()
+    options: dict[str, Any] = {
+        "attribute_definitions": schema["attribute_definitions"],
+        "key_schema": schema["key_schema"],
+        "global_secondary_indexes": schema["global_secondary_indexes"],
+        "local_secondary_indexes": schema["local_secondary_indexes"],
+        "billing_mode": meta.billing_mode,
+    }
+    if hasattr(meta, "stream_view_type"):
+        options["stream_specification"] = {"stream_enabled": True, "stream_view_type": meta.stream_view_type}
+    try:
+        created = model._get_connection().create_table(**options)
+    except TableError as exc:
+        if exc.cause_response_code == "ResourceInUseException":
+            return False
+        raise
+    if (created or {}).get("TableDescription", {}).get("TableStatus") != "ACTIVE":
+        model.create_table(wait=True)  # PynamoDB's own wait (it finds the table and polls)
+    else:
+        model.update_ttl(ignore_update_ttl_errors=False)
+    return True

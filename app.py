@@ -89,6 +89,31 @@ def purge_workspaces(event: DynamoDBEvent) -> dict[str, Any]:
     return handle_batch(event.to_dict(), event.context)
 
 
+# Search (#14): one function per stream, both running chalicelib.search.index; the
+# contacts' and notes' streams replace these placeholders in infra/template.json.
+CONTACTS_STREAM_PLACEHOLDER = (
+    "arn:aws:dynamodb:us-east-1:000000000000:table/contact-notes-contacts/stream/1970-01-01T00:00:00.000"
+)
+
+
+@app.on_dynamodb_record(stream_arn=CONTACTS_STREAM_PLACEHOLDER, batch_size=100, starting_position="TRIM_HORIZON")
+def index_contacts(event: DynamoDBEvent) -> dict[str, Any]:
+    """Keep the search index up to date with the contacts; report the records that failed."""
+    from chalicelib.search.index import handle_batch  # only the stream Lambda pays for it
+
+    observability.configure(settings())
+    return handle_batch(event.to_dict(), event.context)
+
+
+@app.on_dynamodb_record(stream_arn=NOTES_STREAM_PLACEHOLDER, batch_size=100, starting_position="TRIM_HORIZON")
+def index_notes(event: DynamoDBEvent) -> dict[str, Any]:
+    """Keep the search index up to date with the notes; report the records that failed."""
+    from chalicelib.search.index import handle_batch  # only the stream Lambda pays for it
+
+    observability.configure(settings())
+    return handle_batch(event.to_dict(), event.context)
+
+
 @app.middleware("http")
 def edge(event: Request, get_response: Callable[[Request], Response]) -> Response:
     """Every request: configuration check, rate limit, then the view; every answer gets

@@ -42,7 +42,14 @@ from chalicelib.ratelimit import check_or_fail_open, policy_for
 from chalicelib.runtime import settings
 from chalicelib.web import HTTP_METHODS, SECURITY_HEADERS, handle_errors, logger, problem_response, request_id
 
-__all__ = ["app", "jwt_auth", "normalize_notes", "purge_workspaces"]  # the Lambda entry points
+__all__ = [
+    "app",
+    "index_contacts",
+    "index_notes",
+    "jwt_auth",
+    "normalize_notes",
+    "purge_workspaces",
+]  # Lambda entry points
 
 app = Chalice(app_name="contact-notes")
 app.api.cors = False

@@ -1,11 +1,16 @@
 """The search index's stream consumer: contacts' and notes' changes become postings.
 
-One Lambda reads both tables' streams (NEW_AND_OLD_IMAGES). Per record: one GetItem (the
-item's document: what is indexed for it now), BatchWriteItem for only the postings that
-differ from the new words (25 per call; PynamoDB sends unprocessed items again with
-backoff and raises once its retries are spent), then one PutItem for the document, last,
-so that a failure part-way leaves the document as it was and a retry redoes the difference
-(puts and deletes of postings are idempotent).
+Two Lambda functions (index_contacts, index_notes) run this module, one per stream
+(NEW_AND_OLD_IMAGES). Per record: one GetItem (the item's document: what is indexed for it
+now), BatchWriteItem for only the postings that differ from the new words (25 per call;
+items DynamoDB leaves unprocessed are sent again here, with jittered exponential backoff,
+and the record fails once UNPROCESSED_RESENDS are spent), then one PutItem for the
+document, last, so that a failure part-way leaves the document as it was and a retry
+redoes the difference (puts and deletes of postings are idempotent).
+
+PynamoDB's own batch_write is not used for the postings: it resends unprocessed items
+without any wait, and only max_retry_attempts - 1 times, which with this project's
+MAX_RETRY_ATTEMPTS = 1 is never (a throttled table failed the whole record at once).
 
 Ordering: the item's version decides. A document records the version indexed and whether
 the item is gone; a record whose (version, gone) is not after it is a replay or an older
@@ -25,6 +30,8 @@ from __future__ import annotations
 
 import json
 import logging
+import random
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
@@ -38,12 +45,19 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 from pynamodb.exceptions import DoesNotExist
 
 from chalicelib import observability
-from chalicelib.models import PENDING, SearchEntry
+from chalicelib.models import PENDING, SearchEntry, dynamodb_client
 from chalicelib.search import keys, text
 
 logger = logging.getLogger("contact_notes.search_index")
 
 TOMBSTONE_LIFETIME = timedelta(days=2)  # past the streams' 24-hour retention
+BATCH_WRITE_LIMIT = 25  # DynamoDB's, per BatchWriteItem call
+UNPROCESSED_RESENDS = 5
+BACKOFF_BASE_SECONDS = 0.05  # full jitter up to 0.1, 0.2, ... 1.6 s: about 1.6 s at most in all
+
+
+class UnprocessedWrites(RuntimeError):
+    """DynamoDB kept leaving postings unprocessed (throttling): the record fails, to be retried."""
 
 
 @dataclass(frozen=True)
@@ -112,24 +126,10 @@ def apply(change: Change) -> int:
     after = change.words or {}
     puts = {word: codes for word, codes in after.items() if before.get(word) != codes}
     gone = [word for word in before if word not in after]
-    if puts or gone:
-        with SearchEntry.batch_write() as batch:
-            for word, codes in puts.items():
-                batch.save(
-                    SearchEntry(
-                        keys.posting_bucket(change.workspace_id, word),
-                        keys.posting_key(word, change.kind, change.item_id),
-                        fields=codes,
-                        created=change.created,
-                    )
-                )
-            for word in gone:
-                batch.delete(
-                    SearchEntry(
-                        keys.posting_bucket(change.workspace_id, word),
-                        keys.posting_key(word, change.kind, change.item_id),
-                    )
-                )
+    write_postings(
+        [{"PutRequest": {"Item": _posting(change, word, codes).serialize()}} for word, codes in puts.items()]
+        + [{"DeleteRequest": {"Key": _posting(change, word).serialize()}} for word in gone]
+    )
     document = SearchEntry(
         keys.doc_bucket(change.workspace_id), keys.doc_key(change.kind, change.item_id), version=change.version
     )
@@ -141,6 +141,33 @@ def apply(change: Change) -> int:
     document.save()
     observability.count("SearchItemsIndexed")
     return len(puts) + len(gone)
+
+
+def _posting(change: Change, word: str, codes: str | None = None) -> SearchEntry:
+    """A posting of the changed item; without codes, only its key (what a delete names)."""
+    bucket, key = keys.posting_bucket(change.workspace_id, word), keys.posting_key(word, change.kind, change.item_id)
+    if codes is None:
+        return SearchEntry(bucket, key)
+    return SearchEntry(bucket, key, fields=codes, created=change.created)
+
+
+def write_postings(requests: list[dict[str, Any]]) -> None:
+    """BatchWriteItem, BATCH_WRITE_LIMIT requests per call, each call's leftovers sent again."""
+    for start in range(0, len(requests), BATCH_WRITE_LIMIT):
+        _write_chunk(requests[start : start + BATCH_WRITE_LIMIT])
+
+
+def _write_chunk(requests: list[dict[str, Any]]) -> None:
+    table = SearchEntry.Meta.table_name
+    client = dynamodb_client()
+    for resend in range(UNPROCESSED_RESENDS + 1):
+        if resend:  # DynamoDB's advice for unprocessed items: back off exponentially, with jitter
+            time.sleep(random.uniform(0, BACKOFF_BASE_SECONDS * 2**resend))  # noqa: S311 (not crypto)
+        answer = client.batch_write_item(RequestItems={table: requests})
+        requests = answer.get("UnprocessedItems", {}).get(table) or []
+        if not requests:
+            return
+    raise UnprocessedWrites(f"{len(requests)} postings still unprocessed after {UNPROCESSED_RESENDS} resends")
 
 
 def handle_record(record: DynamoDBRecord) -> None:

@@ -438,3 +438,36 @@ def test_postings_left_unprocessed_fail_the_record_and_the_retry_finishes(alice:
     assert document(owner, "contact", contact["id"]) is None  # nothing claimed done
     assert invoke(chalice_client, "index_contacts", copy.deepcopy(delivery)) == []
     assert postings(owner, contact["id"]) == {"jose": "f", "muller": "l", "acme": "c"}
+
+
+def test_a_later_record_of_an_item_whose_record_failed_waits_for_the_retry(alice: Api, chalice_client: Client) -> None:
+    """A rename whose postings were written but whose document was not, then the removal, in
+    one batch: the removal must not run against the old document (it would leave the new
+    name's posting behind for ever); it fails with the rename, and the retry runs both in order."""
+    owner = alice.user["id"]
+    contact = alice.post("/contacts", JOSE).json
+    first = stored_contact(owner, contact["id"])
+    assert invoke(chalice_client, "index_contacts", record("INSERT", new=first)) == []
+    alice.patch(f"/contacts/{contact['id']}", {"first_name": "Pedro"})
+    renamed_item = stored_contact(owner, contact["id"])
+    assert alice.delete(f"/contacts/{contact['id']}").status == 204
+    renamed = record("MODIFY", new=renamed_item, old=first)
+    removed = record("REMOVE", old=renamed_item)
+    other = alice.post("/contacts", {"first_name": "Olga"}).json
+    unrelated = record("INSERT", new=stored_contact(owner, other["id"]))
+    failures = [1]
+
+    def fail_once(_: dict[str, Any]) -> Any:
+        if failures[0]:
+            failures[0] -= 1
+            return dynamodb_error("InternalServerError", "try again")
+        return None
+
+    with answering("PutItem", fail_once):
+        failed = invoke(chalice_client, "index_contacts", renamed, removed, unrelated)
+    assert failed == [renamed["dynamodb"]["SequenceNumber"], removed["dynamodb"]["SequenceNumber"]]
+    assert postings(owner, other["id"]) == {"olga": "f"}  # another item's record is not held up
+
+    assert invoke(chalice_client, "index_contacts", *copy.deepcopy([renamed, removed, unrelated])) == []
+    assert postings(owner, contact["id"]) == {}
+    assert document(owner, "contact", contact["id"])["deleted"] is True  # type: ignore[index]

@@ -21,9 +21,10 @@ Notes are indexed from their normalized text: a pending note's record is skipped
 index keeps the note's previous text until the normalizer's write-back, whose record
 carries the next version). A note the normalizer gave up on is indexed as stored.
 
-Failures are reported per record in `batchItemFailures`, like the normalizer's; the event
-source mappings (infra/template.json) bisect, retry a bounded number of times, then send
-the record to a dead-letter queue.
+Failures are reported per record in `batchItemFailures`, like the normalizer's, and an
+item's records after its failed one are reported with it, unapplied (in_item_order); the
+event source mappings (infra/template.json) bisect, retry a bounded number of times, then
+send the record to a dead-letter queue.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import json
 import logging
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
@@ -177,11 +179,43 @@ def handle_record(record: DynamoDBRecord) -> None:
         logger.info("indexed", extra={"item_id": change.item_id, "kind": change.kind, "postings_written": written})
 
 
+class HeldBack(RuntimeError):
+    """A record of an item whose earlier record in the batch failed: reported, not applied."""
+
+
+def _item_of(record: DynamoDBRecord) -> str:
+    return json.dumps(record.dynamodb.keys if record.dynamodb else None, sort_keys=True, default=str)
+
+
+def in_item_order() -> Callable[[DynamoDBRecord], None]:
+    """A record handler for one batch that holds back an item's later records once one failed.
+
+    A failed record may have written part of its postings but not its document (written
+    last); a later record of the same item would take its difference from that stale
+    document and leave those postings behind for good. The mapping redelivers from the
+    first failed record anyway, so the later ones are reported failed unapplied and run
+    after it, in order. Other items' records go on.
+    """
+    failed: set[str] = set()
+
+    def handle(record: DynamoDBRecord) -> None:
+        item = _item_of(record)
+        if item in failed:
+            raise HeldBack("an earlier record of this item failed in this batch")
+        try:
+            handle_record(record)
+        except Exception:
+            failed.add(item)
+            raise
+
+    return handle
+
+
 def handle_batch(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
-    """Entry point for the search stream Lambda: returns {"batchItemFailures": [...]}."""
+    """Entry point for the search stream Lambdas: returns {"batchItemFailures": [...]}."""
     processor = BatchProcessor(event_type=EventType.DynamoDBStreams, raise_on_entire_batch_failure=False)
     result: dict[str, Any] = dict(
-        process_partial_response(event=event, record_handler=handle_record, processor=processor, context=context)
+        process_partial_response(event=event, record_handler=in_item_order(), processor=processor, context=context)
     )
     failures: list[Any] = result.get("batchItemFailures") or []
     if failures:

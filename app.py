@@ -42,7 +42,14 @@ from chalicelib.ratelimit import check_or_fail_open, policy_for
 from chalicelib.runtime import settings
 from chalicelib.web import HTTP_METHODS, SECURITY_HEADERS, handle_errors, logger, problem_response, request_id
 
-__all__ = ["app", "jwt_auth", "normalize_notes", "purge_workspaces"]  # the Lambda entry points
+__all__ = [
+    "app",
+    "index_contacts",
+    "index_notes",
+    "jwt_auth",
+    "normalize_notes",
+    "purge_workspaces",
+]  # Lambda entry points
 
 app = Chalice(app_name="contact-notes")
 app.api.cors = False
@@ -84,6 +91,31 @@ WORKSPACES_STREAM_PLACEHOLDER = (
 def purge_workspaces(event: DynamoDBEvent) -> dict[str, Any]:
     """Sweep the contacts and notes of deleted shared workspaces; report the records that failed."""
     from chalicelib.workspaces.purge import handle_batch  # only the stream Lambda pays for it
+
+    observability.configure(settings())
+    return handle_batch(event.to_dict(), event.context)
+
+
+# Search (#14): one function per stream, both running chalicelib.search.index; the
+# contacts' and notes' streams replace these placeholders in infra/template.json.
+CONTACTS_STREAM_PLACEHOLDER = (
+    "arn:aws:dynamodb:us-east-1:000000000000:table/contact-notes-contacts/stream/1970-01-01T00:00:00.000"
+)
+
+
+@app.on_dynamodb_record(stream_arn=CONTACTS_STREAM_PLACEHOLDER, batch_size=100, starting_position="TRIM_HORIZON")
+def index_contacts(event: DynamoDBEvent) -> dict[str, Any]:
+    """Keep the search index up to date with the contacts; report the records that failed."""
+    from chalicelib.search.index import handle_batch  # only the stream Lambda pays for it
+
+    observability.configure(settings())
+    return handle_batch(event.to_dict(), event.context)
+
+
+@app.on_dynamodb_record(stream_arn=NOTES_STREAM_PLACEHOLDER, batch_size=100, starting_position="TRIM_HORIZON")
+def index_notes(event: DynamoDBEvent) -> dict[str, Any]:
+    """Keep the search index up to date with the notes; report the records that failed."""
+    from chalicelib.search.index import handle_batch  # only the stream Lambda pays for it
 
     observability.configure(settings())
     return handle_batch(event.to_dict(), event.context)

@@ -39,6 +39,7 @@ class Settings(BaseModel):
     workspaces_table: str = "contact-notes-workspaces"
     memberships_table: str = "contact-notes-memberships"
     sessions_table: str = "contact-notes-sessions"
+    search_table: str = "contact-notes-search"
     # The signing key: JWT_SECRET (local runs, tests), or on the deployed stages the Secrets
     # Manager secret JWT_SECRET_ARN names, read when first needed and again once it is older
     # than jwt_secret_max_age_seconds (so a rotated key is used without new containers).

@@ -80,8 +80,10 @@ class UserRecord(Model):
 
 
 class Contact(Model):
+    """A contact. Its stream (NEW_AND_OLD_IMAGES) feeds the search index (chalicelib.search)."""
+
     class Meta(_BaseMeta):
-        pass
+        stream_view_type = "NEW_AND_OLD_IMAGES"
 
     owner_id = UnicodeAttribute(hash_key=True)
     contact_id = UnicodeAttribute(range_key=True)
@@ -245,6 +247,36 @@ class SessionRecord(Model):
     updated_at = UnicodeAttribute(null=True)  # the family's last use (sign-in, refresh, sign-out)
 
 
+class SearchEntry(Model):
+    """The search index (chalicelib.search), kept by the contacts' and notes' streams.
+
+    Posting: bucket "<workspace id>#<first character of the word>", key "<word>|<kind>|<item
+    id>", one per distinct word of a contact or note: `fields` (the codes of the fields
+    holding the word, chalicelib.search.text.FIELD_NAMES) and `created` (the item's
+    created_at: newest first). A term is one Query: bucket of its first character, key
+    beginning with it.
+    Document: bucket "<workspace id>#doc", key "<kind>|<item id>": the `version` indexed
+    and `words` (JSON {word: codes}) the postings written for it, so that a change writes
+    only the difference and a replayed or older record is recognised and skipped. A deleted
+    item's document stays as a tombstone (`deleted`) until `expires_at`, past the streams'
+    24-hour retention, so a replay cannot bring it back.
+    """
+
+    class Meta(_BaseMeta):
+        pass
+
+    bucket = UnicodeAttribute(hash_key=True)
+    key = UnicodeAttribute(range_key=True)
+    # postings
+    fields = UnicodeAttribute(null=True)
+    created = UnicodeAttribute(null=True)
+    # documents
+    version = NumberAttribute(null=True)
+    words = UnicodeAttribute(null=True)
+    deleted = BooleanAttribute(null=True)
+    expires_at = TTLAttribute(null=True)
+
+
 def contact_note_key(contact_id: str, note_id: str = "") -> str:
     """A note's by_contact sort key; without a note id, the prefix all its contact's notes share."""
     return f"{contact_id}#{note_id}"
@@ -265,6 +297,7 @@ TABLES: dict[type[Model], tuple[str, str]] = {
     Workspace: ("workspaces_table", "WorkspacesTable"),
     Membership: ("memberships_table", "MembershipsTable"),
     SessionRecord: ("sessions_table", "SessionsTable"),
+    SearchEntry: ("search_table", "SearchTable"),
 }
 ALL_MODELS: tuple[type[Model], ...] = tuple(TABLES)
 

@@ -194,13 +194,21 @@ def dead_letter_file() -> Path:
     return Path(os.environ.get("DEAD_LETTER_FILE") or ROOT / ".local" / "dead-letters.jsonl")
 
 
-# Each stream consumer: the table whose stream feeds it, and its Lambda entry point in app.py.
-STREAM_CONSUMERS = (("notes_table", "normalize_notes"), ("workspaces_table", "purge_workspaces"))
+# Each stream consumer: the table whose stream feeds it, and its Lambda entry point in app.py;
+# one pump per event source mapping of infra/template.json, so a stream read by two consumers
+# (the notes: normalizer and search index) has two pumps, each with its own position.
+STREAM_CONSUMERS = (
+    ("notes_table", "normalize_notes"),
+    ("workspaces_table", "purge_workspaces"),
+    ("contacts_table", "index_contacts"),
+    ("notes_table", "index_notes"),
+)
 
 
 def _start_stream_pumps(app: Any, settings: Settings) -> list[StreamPump]:
-    """Feed each table's stream to its consumer (the notes to the normalizer, the workspaces to
-    the deletion sweep), as the event source mappings do on AWS."""
+    """Feed each table's stream to its consumers (the notes to the normalizer and the search
+    index, the contacts to the search index, the workspaces to the deletion sweep), as the
+    event source mappings do on AWS."""
     if not settings.dynamodb_endpoint or os.environ.get("STREAM_PUMP", "1") == "0":
         return []
     pumps = []
@@ -211,10 +219,11 @@ def _start_stream_pumps(app: Any, settings: Settings) -> list[StreamPump]:
             table_name=getattr(settings, table_setting),
             handler=functools.partial(_call, app.handler_map[handler_name]),
             dead_letters=dead_letter_file(),
+            consumer=handler_name,
         )
         pump.start()
         pumps.append(pump)
-    names = " and ".join(handler for _, handler in STREAM_CONSUMERS)
+    names = ", ".join(handler for _, handler in STREAM_CONSUMERS)
     print(f"contact-notes: {names} fed from their streams; dead letters go to {dead_letter_file()}", flush=True)
     return pumps
 

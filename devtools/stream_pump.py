@@ -55,14 +55,19 @@ class StreamPump:
         dead_letters: Path,
         batch_size: int = 100,
         poll_seconds: float = 0.2,
+        consumer: str = "",
     ) -> None:
         self._handler = handler
+        # Several pumps may read one stream (as several mappings do on AWS) and share one
+        # dead-letter file: each entry names the consumer that gave up on the record.
+        self._consumer = consumer
+        self._name = f"stream pump ({consumer})" if consumer else "stream pump"  # in its log lines
         self._dead_letters = dead_letters
         self._batch_size = batch_size
         self._poll_seconds = poll_seconds
         self._table_name = table_name
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="stream-pump", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
         # botocore 1.44 otherwise builds account-based endpoints that bypass endpoint_url routing.
         # One attempt and short timeouts: the pump's own backoff does the waiting.
         config = Config(
@@ -77,6 +82,7 @@ class StreamPump:
         self._delivered: dict[str, str] = {}  # per shard: the last sequence number delivered
         self._stream_arn = ""
         self._described_at = 0.0
+        self._shards_changed = True  # list the shards on the next poll
         self._trouble = ""  # the state being backed off from ("" while all is well)
 
     def start(self) -> None:
@@ -103,13 +109,22 @@ class StreamPump:
                 self._stop.wait(self._poll_seconds)
 
     def _poll_once(self) -> bool:
-        """One round: find the stream and its shards if needed, deliver what is new; busy?"""
+        """One round: find the stream and its shards if needed, deliver what is new; busy?
+
+        The shards are listed again only with the table (after a failure, and every
+        REDESCRIBE_SECONDS) or once a shard has closed (its children are to be read next), not
+        on every poll: with one pump per event source mapping (four under `make run`) a
+        DescribeStream per poll was half of an idle stack's load on its store.
+        """
         if not self._stream_arn or time.monotonic() - self._described_at > self.REDESCRIBE_SECONDS:
             self._attach()
-        self._discover_shards()
+            self._shards_changed = True
+        if self._shards_changed:
+            self._discover_shards()
+            self._shards_changed = False
         busy = self._poll_shards()
         if self._trouble:
-            logger.warning("stream pump: reading %s again", self._stream_arn)
+            logger.warning("%s: reading %s again", self._name, self._stream_arn)
             self._trouble = ""
         return busy
 
@@ -121,7 +136,7 @@ class StreamPump:
             raise NoStream(f"table {self._table_name} has no stream")
         if arn != self._stream_arn:
             if self._stream_arn:
-                logger.warning("stream pump: %s has a new stream; reading it from the start", self._table_name)
+                logger.warning("%s: %s has a new stream; reading it from the start", self._name, self._table_name)
             self._iterators.clear()
             self._delivered.clear()
             self._stream_arn = arn
@@ -134,9 +149,9 @@ class StreamPump:
         self._described_at = 0.0
         state, description = _describe(exc)
         if state != self._trouble:
-            logger.warning("stream pump: %s; backing off (up to %.0f s)", description, self.BACKOFF_MAX_SECONDS)
+            logger.warning("%s: %s; backing off (up to %.0f s)", self._name, description, self.BACKOFF_MAX_SECONDS)
             if not isinstance(exc, (BotoCoreError, ClientError, NoStream)):
-                logger.exception("stream pump: unexpected failure")  # a bug, not the store: show where
+                logger.exception("%s: unexpected failure", self._name)  # a bug, not the store: show where
             self._trouble = state
 
     def _discover_shards(self) -> None:
@@ -181,6 +196,8 @@ class StreamPump:
                 busy = True
             # Advance only once the batch is delivered (or dead-lettered): nothing is skipped.
             self._iterators[shard_id] = page.get("NextShardIterator")
+            if self._iterators[shard_id] is None:
+                self._shards_changed = True  # closed: its children take over
         return busy
 
     # ---- delivering like the event source mapping ------------------------------------------------
@@ -204,16 +221,18 @@ class StreamPump:
         try:
             result = self._handler({"Records": records})
         except Exception:
-            logger.exception("stream handler raised: the whole batch counts as failed")
+            logger.exception("%s: the handler raised: the whole batch counts as failed", self._name)
             return {r["dynamodb"]["SequenceNumber"] for r in records}
         return {f["itemIdentifier"] for f in result.get("batchItemFailures", [])}
 
     def _dead_letter(self, record: dict[str, Any]) -> None:
         self._dead_letters.parent.mkdir(parents=True, exist_ok=True)
         entry = {"at": datetime.now().astimezone().isoformat(), "retries": self.MAX_RETRIES, "record": record}
+        if self._consumer:
+            entry["consumer"] = self._consumer
         with self._dead_letters.open("a", encoding="utf-8") as sink:
             sink.write(json.dumps(entry, default=str) + "\n")
-        logger.warning("record %s sent to %s", record["dynamodb"]["SequenceNumber"], self._dead_letters)
+        logger.warning("%s: record %s sent to %s", self._name, record["dynamodb"]["SequenceNumber"], self._dead_letters)
 
 
 def _code(exc: ClientError) -> str:

@@ -6,19 +6,26 @@ import itertools
 import time
 from typing import Any
 
-from chalicelib.models import Note
+from chalicelib.models import Contact, Note
 
 STREAM_ARN = "arn:aws:dynamodb:us-east-1:123456789012:table/contact-notes-notes/stream/2026-01-01T00:00:00.000"
+CONTACTS_STREAM_ARN = (
+    "arn:aws:dynamodb:us-east-1:123456789012:table/contact-notes-contacts/stream/2026-01-01T00:00:00.000"
+)
 _sequence = itertools.count(1)
 
 
-def record(event_name: str, new: Note | None = None, old: Note | None = None) -> dict[str, Any]:
-    """One stream record in Lambda's event shape (NEW_AND_OLD_IMAGES)."""
+def record(event_name: str, new: Note | Contact | None = None, old: Note | Contact | None = None) -> dict[str, Any]:
+    """One stream record of a note or a contact in Lambda's event shape (NEW_AND_OLD_IMAGES)."""
     source = new or old
     assert source is not None
+    if isinstance(source, Note):
+        keys, arn = {"owner_id": {"S": source.owner_id}, "note_id": {"S": source.note_id}}, STREAM_ARN
+    else:
+        keys, arn = {"owner_id": {"S": source.owner_id}, "contact_id": {"S": source.contact_id}}, CONTACTS_STREAM_ARN
     change: dict[str, Any] = {
         "ApproximateCreationDateTime": int(time.time()),
-        "Keys": {"owner_id": {"S": source.owner_id}, "note_id": {"S": source.note_id}},
+        "Keys": keys,
         "SequenceNumber": f"{next(_sequence):021d}",
         "SizeBytes": 256,
         "StreamViewType": "NEW_AND_OLD_IMAGES",
@@ -34,7 +41,7 @@ def record(event_name: str, new: Note | None = None, old: Note | None = None) ->
         "eventSource": "aws:dynamodb",
         "awsRegion": "us-east-1",
         "dynamodb": change,
-        "eventSourceARN": STREAM_ARN,
+        "eventSourceARN": arn,
     }
 
 
@@ -44,3 +51,7 @@ def event(*records: dict[str, Any]) -> dict[str, Any]:
 
 def stored(owner_id: str, note_id: str) -> Note:
     return Note.get(owner_id, note_id, consistent_read=True)
+
+
+def stored_contact(owner_id: str, contact_id: str) -> Contact:
+    return Contact.get(owner_id, contact_id, consistent_read=True)

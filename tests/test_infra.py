@@ -60,8 +60,12 @@ def test_gateway_429s_match_the_apps_problem(
     assert set(body) <= set(app_body)
 
 
+def _mapping(resources: dict[str, Any], function: str) -> dict[str, Any]:
+    return resources[function]["Properties"]["Events"][f"{function}DynamodbEventSource"]["Properties"]  # type: ignore[no-any-return]
+
+
 def test_stream_mapping_settings(resources: dict[str, Any]) -> None:
-    source = resources["NormalizeNotes"]["Properties"]["Events"]["NormalizeNotesDynamodbEventSource"]["Properties"]
+    source = _mapping(resources, "NormalizeNotes")
     assert source["Stream"] == {"Fn::GetAtt": ["NotesTable", "StreamArn"]}
     assert source["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert source["BisectBatchOnFunctionError"] is True
@@ -71,6 +75,24 @@ def test_stream_mapping_settings(resources: dict[str, Any]) -> None:
         "Fn::GetAtt": ["NormalizerDeadLetterQueue", "Arn"]
     }
     assert resources["NotesTable"]["Properties"]["StreamSpecification"]["StreamViewType"] == "NEW_AND_OLD_IMAGES"
+
+
+@pytest.mark.parametrize(("function", "table"), [("IndexContacts", "ContactsTable"), ("IndexNotes", "NotesTable")])
+def test_search_index_mappings_fail_as_the_normalizers_do(resources: dict[str, Any], function: str, table: str) -> None:
+    """Each indexer reads its table's stream (the notes stream a second time, beside the
+    normalizer) with the normalizer's failure settings, into the search index's own queue."""
+    source = _mapping(resources, function)
+    assert source["Stream"] == {"Fn::GetAtt": [table, "StreamArn"]}
+    normalizer = _mapping(resources, "NormalizeNotes")
+    same = ("FunctionResponseTypes", "BisectBatchOnFunctionError", "MaximumRetryAttempts", "MaximumRecordAgeInSeconds")
+    assert {k: source[k] for k in same} == {k: normalizer[k] for k in same}
+    assert source["DestinationConfig"]["OnFailure"] == {
+        "Type": "SQS",
+        "Destination": {"Fn::GetAtt": ["SearchIndexDeadLetterQueue", "Arn"]},
+    }
+    # A REMOVE record must carry the old image: it names the workspace and the item to unindex.
+    assert resources[table]["Properties"]["StreamSpecification"]["StreamViewType"] == "NEW_AND_OLD_IMAGES"
+    assert resources[function]["Properties"]["Environment"]["Variables"] == {"SEARCH_TABLE": {"Ref": "SearchTable"}}
 
 
 def test_workspace_purge_mapping_settings(resources: dict[str, Any]) -> None:
@@ -105,10 +127,9 @@ def test_tables_match_the_models(resources: dict[str, Any]) -> None:
         for index in props.get("GlobalSecondaryIndexes", []):
             assert index["KeySchema"] == indexes[index["IndexName"]]["key_schema"], name
         assert ("StreamSpecification" in props) == hasattr(model.Meta, "stream_view_type"), name
-    assert resources["RateLimitsTable"]["Properties"]["TimeToLiveSpecification"] == {
-        "AttributeName": "expires_at",
-        "Enabled": True,
-    }
+    ttl = {"AttributeName": "expires_at", "Enabled": True}
+    assert resources["RateLimitsTable"]["Properties"]["TimeToLiveSpecification"] == ttl
+    assert resources["SearchTable"]["Properties"]["TimeToLiveSpecification"] == ttl  # tombstones end
 
 
 def test_gateway_401_matches_the_local_one(resources: dict[str, Any], dynamodb: object) -> None:

@@ -93,27 +93,38 @@ def test_tables(cfn: dict[str, Any], built: tuple[str, Bundle]) -> None:
     ttl = [t for t in tables if "TimeToLiveSpecification" in t["Properties"]]
     assert [t["Properties"]["TimeToLiveSpecification"] for t in ttl] == [
         {"AttributeName": "expires_at", "Enabled": True}
-    ] * 2  # the limiter's and the sessions'
+    ] * 3  # the limiter's, the sessions' and the search index's (tombstones)
     streams = [t for t in tables if "StreamSpecification" in t["Properties"]]
-    assert [t["Properties"]["StreamSpecification"] for t in streams] == [{"StreamViewType": "NEW_AND_OLD_IMAGES"}] * 2
+    # contacts (search), notes (normalizer and search), workspaces (the deletion sweep)
+    assert [t["Properties"]["StreamSpecification"] for t in streams] == [{"StreamViewType": "NEW_AND_OLD_IMAGES"}] * 3
+
+
+# Each stream consumer: the table whose stream it reads, and its dead-letter queue.
+CONSUMERS = {
+    "NormalizeNotes": ("NotesTable", "NormalizerDeadLetterQueue"),
+    "PurgeWorkspaces": ("WorkspacesTable", "WorkspacePurgeDeadLetterQueue"),
+    "IndexContacts": ("ContactsTable", "SearchIndexDeadLetterQueue"),
+    "IndexNotes": ("NotesTable", "SearchIndexDeadLetterQueue"),  # the notes stream's second reader
+}
 
 
 def test_stream_mapping_and_dead_letters(cfn: dict[str, Any]) -> None:
     """Each stream consumer: its table's stream, partial failures, bisect, bounded retries and
-    record age, and a dead-letter queue of its own."""
-    mappings = {m["Properties"]["EventSourceArn"]["Fn::GetAtt"][0]: m["Properties"]
+    record age, and a dead-letter queue of its own concern (both search indexers share one)."""
+    mappings = {m["Properties"]["FunctionName"]["Ref"]: m["Properties"]
                 for m in _of_type(cfn, "AWS::Lambda::EventSourceMapping")}  # fmt: skip
-    queues = {"NotesTable": "NormalizerDeadLetterQueue", "WorkspacesTable": "WorkspacePurgeDeadLetterQueue"}
-    assert set(mappings) == set(queues)
-    for table, props in mappings.items():
-        assert props["EventSourceArn"] == {"Fn::GetAtt": [table, "StreamArn"]}
+    assert set(mappings) == set(CONSUMERS)
+    for function, props in mappings.items():
+        table, queue = CONSUMERS[function]
+        assert props["EventSourceArn"] == {"Fn::GetAtt": [table, "StreamArn"]}, function
         assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
         assert props["BisectBatchOnFunctionError"] is True
         assert 1 <= props["MaximumRetryAttempts"] <= 10
         assert 60 <= props["MaximumRecordAgeInSeconds"] <= 86_400
-        assert props["DestinationConfig"]["OnFailure"]["Destination"] == {"Fn::GetAtt": [queues[table], "Arn"]}
-    assert mappings["NotesTable"]["MaximumRetryAttempts"] == 3
-    assert len(_of_type(cfn, "AWS::SQS::Queue")) == 2
+        assert props["DestinationConfig"]["OnFailure"]["Destination"] == {"Fn::GetAtt": [queue, "Arn"]}
+    for function in ("NormalizeNotes", "IndexContacts", "IndexNotes"):
+        assert mappings[function]["MaximumRetryAttempts"] == 3
+    assert len(_of_type(cfn, "AWS::SQS::Queue")) == len({queue for _, queue in CONSUMERS.values()})
 
 
 def test_usage_plans_and_keys(cfn: dict[str, Any]) -> None:
@@ -145,9 +156,9 @@ def test_cors_is_wired_through_the_stack(cfn: dict[str, Any]) -> None:
 def test_alarms(cfn: dict[str, Any]) -> None:
     metrics = sorted(a["Properties"]["MetricName"] for a in _of_type(cfn, "AWS::CloudWatch::Alarm"))
     assert metrics.count("5XXError") == 1
-    assert metrics.count("Errors") == 4 and metrics.count("Throttles") == 4
-    assert metrics.count("ApproximateNumberOfMessagesVisible") == 2  # one per dead-letter queue
-    assert "IteratorAge" in metrics
+    assert metrics.count("Errors") == 6 and metrics.count("Throttles") == 6  # each function's
+    assert metrics.count("ApproximateNumberOfMessagesVisible") == 3  # one per dead-letter queue
+    assert metrics.count("IteratorAge") == 3  # the normalizer's and each indexer's
 
 
 def _role_actions(cfn: dict[str, Any], role: str) -> dict[str, list[Any]]:
@@ -164,7 +175,7 @@ def _role_actions(cfn: dict[str, Any], role: str) -> dict[str, list[Any]]:
 def test_each_function_has_its_own_least_privilege_role(cfn: dict[str, Any]) -> None:
     roles = {name: r["Properties"]["Role"]["Fn::GetAtt"][0] for name, r in cfn["Resources"].items()
              if r["Type"] == "AWS::Lambda::Function"}  # fmt: skip
-    assert len(set(roles.values())) == 4
+    assert len(set(roles.values())) == 6
     authorizer = _role_actions(cfn, roles["JwtAuth"])
     assert not [a for a in authorizer if a.startswith(("dynamodb:", "sqs:"))]  # verifies tokens only
     normalizer = _role_actions(cfn, roles["NormalizeNotes"])
@@ -179,9 +190,24 @@ def test_each_function_has_its_own_least_privilege_role(cfn: dict[str, Any]) -> 
     assert data == {"dynamodb:Query": swept, "dynamodb:BatchWriteItem": swept}  # no Scan, nothing else
     assert purge["dynamodb:GetRecords"] == [{"Fn::GetAtt": ["WorkspacesTable", "StreamArn"]}]
     assert purge["sqs:SendMessage"] == [{"Fn::GetAtt": ["WorkspacePurgeDeadLetterQueue", "Arn"]}]
+    for function, (table, queue) in CONSUMERS.items():
+        if function.startswith("Index"):
+            indexer = _role_actions(cfn, roles[function])
+            data = {a: r for a, r in indexer.items() if a.startswith("dynamodb:") and "Stream" not in a
+                    and a not in ("dynamodb:GetRecords", "dynamodb:GetShardIterator")}  # fmt: skip
+            # The document read, the postings' differences, the document written: nothing else, one table.
+            search = [{"Fn::GetAtt": ["SearchTable", "Arn"]}]
+            assert data == {"dynamodb:GetItem": search, "dynamodb:PutItem": search, "dynamodb:BatchWriteItem": search}
+            assert indexer["dynamodb:GetRecords"] == [{"Fn::GetAtt": [table, "StreamArn"]}]
+            assert indexer["sqs:SendMessage"] == [{"Fn::GetAtt": [queue, "Arn"]}]
     api = _role_actions(cfn, roles["APIHandler"])
     assert "dynamodb:Scan" not in api and "sqs:SendMessage" not in api and "dynamodb:GetRecords" not in api
     assert {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:ConditionCheckItem"} <= set(api)
+    # Search: one Query per term on the index, one BatchGetItem over the contacts and notes found.
+    assert {"Fn::GetAtt": ["SearchTable", "Arn"]} in api["dynamodb:Query"]
+    for table in ("ContactsTable", "NotesTable"):
+        assert {"Fn::GetAtt": [table, "Arn"]} in api["dynamodb:BatchGetItem"]
+    assert not [a for a, r in api.items() if a != "dynamodb:Query" and {"Fn::GetAtt": ["SearchTable", "Arn"]} in r]
 
 
 def test_iam_names_each_table_and_the_secret(cfn: dict[str, Any]) -> None:
@@ -205,13 +231,21 @@ def test_iam_names_each_table_and_the_secret(cfn: dict[str, Any]) -> None:
         "RateLimitsTable",
         "WorkspacesTable",
         "MembershipsTable",
+        "SearchTable",
     ):
         assert table in table_refs
 
 
 def test_functions_arm64_sized_and_no_secret_in_clear(cfn: dict[str, Any]) -> None:
     functions = {name: r["Properties"] for name, r in cfn["Resources"].items() if r["Type"] == "AWS::Lambda::Function"}
-    assert set(functions) == {"APIHandler", "JwtAuth", "NormalizeNotes", "PurgeWorkspaces"}
+    assert set(functions) == {
+        "APIHandler",
+        "JwtAuth",
+        "NormalizeNotes",
+        "PurgeWorkspaces",
+        "IndexContacts",
+        "IndexNotes",
+    }
     for props in functions.values():
         assert props["Architectures"] == ["arm64"]
         assert props["TracingConfig"] == {"Mode": "Active"}
@@ -221,6 +255,10 @@ def test_functions_arm64_sized_and_no_secret_in_clear(cfn: dict[str, Any]) -> No
     assert functions["APIHandler"]["Environment"]["Variables"]["JWT_SECRET_ARN"] == {"Ref": "JwtSecret"}
     assert functions["NormalizeNotes"]["ReservedConcurrentExecutions"] >= 1
     assert functions["PurgeWorkspaces"]["ReservedConcurrentExecutions"] >= 1
+    for function in ("APIHandler", "IndexContacts", "IndexNotes"):  # the search table's users
+        assert functions[function]["Environment"]["Variables"]["SEARCH_TABLE"] == {"Ref": "SearchTable"}
+    for function in ("IndexContacts", "IndexNotes"):
+        assert functions[function]["ReservedConcurrentExecutions"] >= 1
     secrets = _of_type(cfn, "AWS::SecretsManager::Secret")
     assert len(secrets) == 1 and "GenerateSecretString" in secrets[0]["Properties"]
     assert "SecretString" not in secrets[0]["Properties"]

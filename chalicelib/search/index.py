@@ -135,7 +135,7 @@ def apply(change: Change) -> int:
     )
     if change.words is None:
         document.deleted = True
-        document.expires_at = TOMBSTONE_LIFETIME  # type: ignore[assignment]  # PynamoDB: from now
+        document.expires_at = TOMBSTONE_LIFETIME  # PynamoDB: a timedelta is from now
     else:
         document.words = json.dumps(after, ensure_ascii=False, separators=(",", ":"))
     document.save()

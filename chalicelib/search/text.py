@@ -35,10 +35,9 @@ MAX_QUERY_CHARS = 200
 MAX_TERMS = 8
 
 # Latin letters NFKD does not decompose into a base letter and a mark.
-_UNDECOMPOSABLE = str.maketrans(
-    {"ł": "l", "ø": "o", "đ": "d", "ð": "d", "ħ": "h", "ı": "i", "ŀ": "l", "ŧ": "t", "æ": "ae", "œ": "oe",
-     "þ": "th", "ĳ": "ij", "ß": "ss"}  # fmt: skip
-)
+_LATIN_BASES = {"ł": "l", "ø": "o", "đ": "d", "ð": "d", "ħ": "h", "ı": "i", "ŀ": "l", "ŧ": "t", "æ": "ae", "œ": "oe",
+                "þ": "th", "ĳ": "ij", "ß": "ss"}  # fmt: skip
+_UNDECOMPOSABLE = str.maketrans(_LATIN_BASES)
 _WORD = re.compile(r"[^\W_]+")  # letters and digits of any script; _ and punctuation split words
 _DIGITS_TERM = re.compile(r"\+?[\d().\-/]*\d[\d().\-/]*")
 _EMAILISH = re.compile(r"[^\s@]*@[^\s@]*|[^\W_][\w\-]*(\.[\w\-]+)+")

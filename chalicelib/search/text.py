@@ -11,6 +11,7 @@ Latin letters that have no decomposition (the table below).
 
 from __future__ import annotations
 
+import contextlib
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -72,17 +73,22 @@ def email_words(email: str) -> list[str]:
 
 def phone_words(phone: str | None, e164: str | None) -> list[str]:
     """A phone's digits as typed, in E.164 without "+", and its national number: "555" and
-    "5551234" find "+1 (555) 123-4567" whatever the formatting."""
+    "5551234" find "+1 (555) 123-4567" whatever the formatting.
+
+    The national number is read from E.164 when the phone is valid, else from the phone as
+    typed when it starts with a country code: a number phonenumbers calls invalid (the
+    fictional 555 exchange, a new range its metadata does not know yet) is still searched.
+    """
     found = [digits(phone or "")]
     if e164:
         found.append(digits(e164))
-        try:
-            import phonenumbers  # on first use: the API's cold start does not load its metadata
+    number = e164 or (phone or "").strip()
+    if number.startswith("+"):
+        import phonenumbers  # on first use: the API's cold start does not load its metadata
 
-            found.append(str(phonenumbers.parse(e164).national_number))
-        except phonenumbers.NumberParseException:
-            pass
-    return [word for word in found if word]
+        with contextlib.suppress(phonenumbers.NumberParseException):  # not a number: its digits as typed
+            found.append(str(phonenumbers.parse(number).national_number))
+    return list(dict.fromkeys(word for word in found if word))
 
 
 def _add(index: dict[str, str], code: str, found: list[str]) -> None:

@@ -147,7 +147,12 @@ class QueryError(ValueError):
 
 
 def parse_query(q: str) -> list[Term]:
-    """The terms of a query (ANDed): 1-200 characters after trimming, at most MAX_TERMS terms."""
+    """The terms of a query (ANDed): 1-200 characters after trimming, at most MAX_TERMS terms.
+
+    A query of only punctuation ("-", "#") has no terms and matches nothing: it is not refused,
+    so that what is refused can be published as one pattern (schemas.SEARCH_QUERY_PATTERN;
+    "holds a letter of any script" has no portable regex).
+    """
     text = q.strip()
     if not text:
         raise QueryError("The query is blank.")
@@ -156,10 +161,7 @@ def parse_query(q: str) -> list[Term]:
     raw = text.split()
     if len(raw) > MAX_TERMS:
         raise QueryError(f"The query has {len(raw)} terms; at most {MAX_TERMS} are searched.")
-    terms = [term for term in (_term(part) for part in raw) if term is not None]
-    if not terms:
-        raise QueryError("The query holds no letters or digits to search for.")
-    return terms
+    return [term for term in (_term(part) for part in raw) if term is not None]
 
 
 def _term(part: str) -> Term | None:

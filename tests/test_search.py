@@ -328,3 +328,20 @@ def test_a_search_is_one_query_per_term_and_one_batch_get(alice: Api, indexed: A
     dynamodb.reset()
     assert search(alice, "nomatch cost counted")["items"] == []
     assert dynamodb.by_operation() == {"Query": 1}  # nothing holds the first term: no more calls
+
+
+def test_a_search_starts_no_call_once_its_store_time_is_spent(
+    alice: Api, indexed: Any, dynamodb: CallCounter, limits: Any
+) -> None:
+    """With every call at its slowest an 8-term search would outlast the Lambda; past
+    SEARCH_STORE_SECONDS it answers 503 instead of starting another call (0 here: any
+    call after the first is past it)."""
+    contact(alice, "Slow", last_name="Store")
+    indexed()
+    limits(search_store_seconds=0)
+    for q, queries in (("slow store", 1), ("slow", 1)):
+        dynamodb.reset()
+        reply = alice.get(search_path(q))
+        assert problem(reply, 503)["type"] == "urn:contact-notes:problem:service-unavailable"
+        assert reply.header("retry-after") == "1"
+        assert dynamodb.by_operation() == {"Query": queries}, q  # neither the second term nor the page

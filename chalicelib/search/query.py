@@ -12,6 +12,7 @@ BatchGetItem when there is anything to show.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from chalicelib import observability
@@ -25,7 +26,7 @@ from chalicelib.search import keys, text
 from chalicelib.search.store import MAX_POSTINGS_PER_TERM, Loaded, Posting, Ref, load, postings
 from chalicelib.services import contact_out, note_out
 
-POSITION_PARTS = 4  # score, created, kind code, id
+POSITION_PARTS = 3  # score, id, kind code
 
 
 @dataclass(frozen=True)
@@ -33,76 +34,81 @@ class Hit:
     kind: str  # "contact" | "note"
     item_id: str
     score: int
-    created: str
 
     @property
     def ref(self) -> Ref:
         return self.kind, self.item_id
 
     @property
-    def position(self) -> tuple[int, str, str, str]:
-        """Where the hit ranks: larger first (score, then newest, then kind and id)."""
-        return self.score, self.created, keys.KINDS[self.kind], self.item_id
+    def position(self) -> tuple[int, str, str]:
+        """Where the hit ranks: larger first. Score, then newest first: ids are ULIDs, made
+        when the item was (so ordered as created_at is, and unique: no further tie)."""
+        return self.score, self.item_id, keys.KINDS[self.kind]
 
 
 def scope(terms: list[text.Term], kind: str | None) -> str:
     """What a cursor is bound to: the query as searched (folded terms) and the type."""
-    return (
-        "search\x1e"
-        + (kind or "")
-        + "\x1e"
-        + "\x1e".join(("=" if t.exact else "~") + "\x1d".join(t.words) for t in terms)
-    )
+    searched = "\x1e".join(("=" if t.exact else "~") + "\x1d".join(t.words) for t in terms)
+    return f"search\x1e{kind or ''}\x1e{searched}"
 
 
-def term_scores(found: list[Posting], term: text.Term, kind: str | None) -> dict[Ref, Hit]:
+def term_scores(found: list[Posting], term: text.Term, kind: str | None) -> dict[Ref, int]:
     """Each item's best posting for one term."""
-    best: dict[Ref, Hit] = {}
-    for posting in found:
-        if kind is not None and posting.kind != kind:
+    best: dict[Ref, int] = {}
+    for word, item_kind, item_id, fields in found:
+        if kind is not None and item_kind != kind:
             # Filtered here, not by a FilterExpression: DynamoDB refuses one on a key
             # attribute, and reads (and bills) the same postings either way.
             continue
-        points = text.score(term, posting.word, posting.fields)
-        ref = (posting.kind, posting.item_id)
-        if points is not None and (ref not in best or points > best[ref].score):
-            best[ref] = Hit(posting.kind, posting.item_id, points, posting.created)
+        points = text.score(term, word, fields)
+        if points is not None and points > best.get((item_kind, item_id), -1):
+            best[(item_kind, item_id)] = points
     return best
 
 
-def ranked(workspace_id: str, terms: list[text.Term], kind: str | None) -> list[Hit]:
+class Deadline:
+    """When a search stops starting store calls (Settings.search_store_seconds)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.started: float | None = None  # at the first call
+
+    def check(self) -> None:
+        now = time.monotonic()
+        if self.started is None:
+            self.started = now
+        elif now - self.started > self.seconds:
+            raise unavailable("DynamoDB", "the search ran out of time", "is slow", 1)
+
+
+def ranked(workspace_id: str, terms: list[text.Term], kind: str | None, deadline: Deadline) -> list[Hit]:
     """Every item holding every term (as far as each term's Query reaches), best first."""
     read: dict[tuple[str, bool], list[Posting]] = {}  # a repeated lookup is read once
-    combined: dict[Ref, Hit] | None = None
+    combined: dict[Ref, int] | None = None
     for term in terms:
         lookup = (term.lookup, term.exact)
         if lookup not in read:
+            deadline.check()
             read[lookup] = postings(workspace_id, term.lookup, term.exact)
             if len(read[lookup]) >= MAX_POSTINGS_PER_TERM:
                 observability.count("SearchTermsCut")
         scores = term_scores(read[lookup], term, kind)
-        if combined is None:
-            combined = scores
-        else:
-            combined = {
-                ref: Hit(hit.kind, hit.item_id, hit.score + scores[ref].score, hit.created)
-                for ref, hit in combined.items()
-                if ref in scores
-            }
+        if combined is not None:
+            scores = {ref: points + scores[ref] for ref, points in combined.items() if ref in scores}
+        combined = scores
         if not combined:
             return []  # no item holds every term so far: the other terms need no Query
-    return sorted((combined or {}).values(), key=lambda hit: hit.position, reverse=True)
+    hits = [Hit(item_kind, item_id, points) for (item_kind, item_id), points in (combined or {}).items()]
+    return sorted(hits, key=lambda hit: hit.position, reverse=True)
 
 
-def _after(settings: Settings, workspace_id: str, where: str, cursor: str | None) -> tuple[int, str, str, str] | None:
+def _after(settings: Settings, workspace_id: str, where: str, cursor: str | None) -> tuple[int, str, str] | None:
     if cursor is None:
         return None
-    score, created, code, item_id = decode_position(
-        settings.signing_secret, workspace_id, where, cursor, POSITION_PARTS
-    )
+    score, item_id, code = decode_position(settings.signing_secret, workspace_id, where, cursor, POSITION_PARTS)
     if not score.isdigit() or code not in keys.KIND_NAMES:  # signed by us, so never; checked all the same
         raise InvalidCursor("The cursor is not valid for this query.")
-    return int(score), created, code, item_id
+    return int(score), item_id, code
 
 
 def _words(item: Contact | Note) -> dict[str, str]:
@@ -144,11 +150,13 @@ def search(settings: Settings, workspace_id: str, query: SearchQuery) -> SearchP
     terms = text.parse_query(query.q)  # valid: SearchQuery checked it
     where = scope(terms, query.type)
     after = _after(settings, workspace_id, where, query.cursor)  # a bad cursor costs no call
-    hits = ranked(workspace_id, terms, query.type) if terms else []
+    deadline = Deadline(settings.search_store_seconds)
+    hits = ranked(workspace_id, terms, query.type, deadline) if terms else []
     start = next((i for i, hit in enumerate(hits) if after is None or hit.position < after), len(hits))
     window = hits[start : start + query.limit]
     if not window:
         return SearchPage(items=[], next_cursor=None)
+    deadline.check()
     shown, settled = _page(window, load(workspace_id, [hit.ref for hit in window]), terms)
     if settled == 0:  # DynamoDB read none of the page (throttling): retrying will
         raise unavailable("DynamoDB", "BatchGetItem left the page unread", "is busy", 1)

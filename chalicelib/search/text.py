@@ -15,6 +15,7 @@ import contextlib
 import re
 import unicodedata
 from dataclasses import dataclass
+from functools import cached_property
 
 # Fields by one-letter code (postings store codes: a few bytes each instead of names).
 FIELD_NAMES = {
@@ -137,7 +138,7 @@ class Term:
     words: tuple[str, ...]
     exact: bool = False  # a #tag: the tag itself, not a prefix
 
-    @property
+    @cached_property  # read once per posting a search scores
     def lookup(self) -> str:
         return max(self.words, key=len)
 

@@ -6,12 +6,16 @@ source mappings would a moment later."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import quote
 
 import pytest
 from chalice.test import Client
 
+from chalicelib import runtime
+from chalicelib.models import dynamodb_client
 from tests.conftest import Api, CallCounter, problem
 from tests.search import index_now
 from tests.workspaces import acting_in, add, new_workspace
@@ -345,3 +349,38 @@ def test_a_search_starts_no_call_once_its_store_time_is_spent(
         assert problem(reply, 503)["type"] == "urn:contact-notes:problem:service-unavailable"
         assert reply.header("retry-after") == "1"
         assert dynamodb.by_operation() == {"Query": queries}, q  # neither the second term nor the page
+
+
+@contextmanager
+def batch_get_leaving(unread: set[str]) -> Iterator[None]:
+    """DynamoDB's answer to BatchGetItem, with these contacts left in UnprocessedKeys (as it
+    does when throttled or past 16 MB), at the SDK boundary."""
+
+    def hook(parsed: dict[str, Any], **_: Any) -> None:
+        table = runtime.settings().contacts_table
+        found = parsed["Responses"].get(table, [])
+        left = [item for item in found if item["contact_id"]["S"] in unread]
+        parsed["Responses"][table] = [item for item in found if item not in left]
+        keys = [{"owner_id": item["owner_id"], "contact_id": item["contact_id"]} for item in left]
+        parsed["UnprocessedKeys"] = {table: {"Keys": keys}} if keys else {}
+
+    events = dynamodb_client().meta.events
+    events.register("after-call.dynamodb.BatchGetItem", hook)
+    try:
+        yield
+    finally:
+        events.unregister("after-call.dynamodb.BatchGetItem", hook)
+
+
+def test_a_page_ends_before_the_first_item_dynamodb_left_unread(alice: Api, indexed: Any) -> None:
+    oldest, middle, newest = (contact(alice, "Partial")["id"] for _ in range(3))
+    indexed()
+    with batch_get_leaving({middle}):
+        first = search(alice, "partial")
+    assert ids(first) == [newest] and first["next_cursor"]  # the rest were not skipped ...
+    rest = search(alice, "partial", cursor=first["next_cursor"])
+    assert ids(rest) == [middle, oldest] and rest["next_cursor"] is None  # ... but come next
+    with batch_get_leaving({newest, middle, oldest}):
+        reply = alice.get(search_path("partial"))
+    assert problem(reply, 503)["type"] == "urn:contact-notes:problem:service-unavailable"
+    assert reply.header("retry-after") == "1"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 
-from bench import bundle, calls, coldstart, load, normalizer, overhead, scale, suite
+from bench import bundle, calls, coldstart, load, normalizer, overhead, scale, search, suite
 from bench.report import print_table, write_markdown, write_results
 
 
@@ -15,6 +15,7 @@ def main() -> int:
         coldstart.run()
         + calls.run()
         + scale.run()
+        + search.run()
         + overhead.run()
         + normalizer.run()
         + bundle.run()

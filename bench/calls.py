@@ -39,6 +39,9 @@ BUDGETS = {
     # Managing a workspace's members: the memberships it concerns (one read), or the user
     # named by username or email (claim, then user), one transaction, the limiter.
     "membership": 4,
+    # A search (#14): one Query per term on the index, one BatchGetItem for the page, the limiter.
+    "search, 1 term": 1 + 2,
+    "search, 3 terms": 3 + 2,
 }
 
 
@@ -309,6 +312,14 @@ ROUTES = [
           {"BatchGetItem": 1, "TransactWriteItems": 1}, "membership", body={"role": "admin"}),
     Route("DELETE /workspaces/{id}/members/{user_id}", "DELETE", "/workspaces/{w}/members/{m}", 204,
           {"BatchGetItem": 1, "TransactWriteItems": 1}, "membership"),
+    # ---- search: the seeded contact "John" and its notes, indexed (world_for) before the request.
+    Route("GET /search (1 term)", "GET", "/search?q=john", 200, {"Query": 1, "BatchGetItem": 1}, "search, 1 term"),
+    Route("GET /search (3 terms)", "GET", "/search?q=john%20jo%20j", 200, {"Query": 3, "BatchGetItem": 1},
+          "search, 3 terms"),
+    # Nothing holds the term: nothing to load.
+    Route("GET /search (no match)", "GET", "/search?q=zebra", 200, {"Query": 1}, "search, 1 term"),
+    Route("GET /search (blank query: 422)", "GET", "/search?q=%20", 422, {}, "limiter only"),
+    Route("GET /search (forged cursor)", "GET", "/search?q=john&cursor=xyz", 400, {}, "limiter only"),
 ]  # fmt: skip
 
 
@@ -343,12 +354,17 @@ SESSION_NAMES = ("{refresh}", "{rotated}")
 def world_for(routes: list[Route], api: Any, send: Any) -> dict[str, str]:
     """What these routes need seeded, and no more (each user registered or signed in costs an
     argon2 hash): the contacts and notes always; the shared workspace and its members for the
-    routes that name them or act in it; fresh and spent refresh tokens for those that spend them."""
+    routes that name them or act in it; fresh and spent refresh tokens for those that spend them;
+    the search index brought up to date for the search routes."""
     text = " ".join(f"{r.path} {r.body} {r.form}" for r in routes)
     workspace = any(r.in_workspace for r in routes) or any(name in text for name in WORKSPACE_NAMES)
     world = seed(send, workspace=workspace)
     if any(name in text for name in SESSION_NAMES):
         world |= sessions(api)
+    if any(r.path.startswith("/search") for r in routes):
+        from tests.search import index_now  # the streams delivered to the indexers, as AWS would
+
+        index_now(api.client)
     return world
 
 

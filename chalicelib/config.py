@@ -57,6 +57,11 @@ class Settings(BaseModel):
     refresh_token_days: int = Field(default=30, ge=1, le=365)
     default_phone_region: str = Field(default="US", pattern=r"^[A-Z]{2}$")
     max_request_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
+    # A search makes up to 9 store calls (8 terms and the page), each up to about 4 s when the
+    # store is at its slowest (models.py: 2 attempts of 0.5 + 1 s, and a pause): no call is
+    # started once the search has spent this long on the store, so that it answers (503) with
+    # the limiter's call within the 20 s every other route keeps to, under the Lambda's 25 s.
+    search_store_seconds: float = Field(default=12.0, ge=0, le=12)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # JSON lines on deployed stages (CloudWatch Logs Insights), text locally; see observability.
     log_format: Literal["json", "text"] | None = None

@@ -57,6 +57,7 @@ class Operation:
     # The least role in the token's workspace that may call it (chalicelib.roles); checked
     # from the token's claims before the view runs (no DynamoDB call), a 403 below it.
     role: Role = "viewer"
+    description: str = ""  # longer than the summary, when the operation has rules to tell
     # Required, so that no route is published under a name derived from its path, which
     # changes whenever the path does and reads badly in clients (post_api_v1_contacts).
     operation_id: str = field(kw_only=True)
@@ -160,7 +161,8 @@ def _parameters(path: str, op: Operation) -> list[dict[str, Any]]:
                 prop = next(p for p in prop["anyOf"] if p.get("type") != "null") | {
                     k: v for k, v in prop.items() if k not in ("anyOf", "default")
                 }
-            params.append({"name": name, "in": "query", "required": False, "schema": prop})
+            required = name in schema.get("required", [])
+            params.append({"name": name, "in": "query", "required": required, "schema": prop})
     if op.if_match:
         params.append(
             {
@@ -224,6 +226,7 @@ def _operation(path: str, method: str, op: Operation) -> dict[str, Any]:
     result: dict[str, Any] = {
         "operationId": op.operation_id,
         "summary": op.summary,
+        **({"description": op.description} if op.description else {}),
         "tags": [op.tag],
         "parameters": _parameters(path, op),
         "responses": _responses(path, op),
@@ -268,6 +271,7 @@ def build_document(routes: dict[str, dict[str, Any]], version: str = "1.0.0") ->
             {"name": "contacts", "description": "People you keep notes about"},
             {"name": "notes", "description": "Notes on contacts, normalized after they are saved"},
             {"name": "workspaces", "description": "Workspaces, their members and roles"},
+            {"name": "search", "description": "Contacts and notes by what they say"},
             {"name": "service", "description": "Health"},
         ],
         "paths": paths,

@@ -51,3 +51,39 @@ def decode_cursor(secret: str, owner_id: str, scope: str, cursor: str) -> str:
     if not hmac.compare_digest(tag, expected) or not is_valid_id(last_id):
         raise InvalidCursor("The cursor is not valid for this list.")
     return last_id
+
+
+# ---- positions in a ranked list (search) ------------------------------------------------
+#
+# A search's page ends at a place in a ranking, not at an item id: (score, created, kind,
+# id). The cursor carries that position in the clear (it names only the caller's own item)
+# with a tag over the owner and the scope (the query it ranks), under its own version, so a
+# list cursor is never read as a position nor one query's position as another's.
+
+_POSITION_VERSION = b"p1"
+_SEP = "\x1f"
+
+
+def encode_position(secret: str, owner_id: str, scope: str, position: tuple[str, ...]) -> str:
+    text = _SEP.join(position)
+    raw = _POSITION_VERSION + text.encode() + _tag(secret, owner_id, "position" + _SEP + scope, text)
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def decode_position(secret: str, owner_id: str, scope: str, cursor: str, size: int) -> tuple[str, ...]:
+    """The `size` parts of the position a cursor names, or InvalidCursor."""
+    if len(cursor) > _MAX_CURSOR_CHARS:
+        raise InvalidCursor("The cursor is not one this API issued.")
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        body, tag = raw[:-_TAG_BYTES], raw[-_TAG_BYTES:]
+        if len(raw) <= len(_POSITION_VERSION) + _TAG_BYTES or not body.startswith(_POSITION_VERSION):
+            raise ValueError("not a position")
+        text = body[len(_POSITION_VERSION) :].decode("ascii")
+    except (binascii.Error, ValueError):  # UnicodeDecodeError is a ValueError
+        raise InvalidCursor("The cursor is not one this API issued.") from None
+    expected = _tag(secret, owner_id, "position" + _SEP + scope, text)
+    parts = tuple(text.split(_SEP))
+    if not hmac.compare_digest(tag, expected) or len(parts) != size:
+        raise InvalidCursor("The cursor is not valid for this query.")
+    return parts

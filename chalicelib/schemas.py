@@ -10,6 +10,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 
 from chalicelib.ids import ULID_PATTERN
 from chalicelib.roles import Role
+from chalicelib.search import text as search_text
 
 _USERNAME = r"^[A-Za-z0-9_.-]{3,64}$"
 NOTE_BODY_MAX_CHARS = 100_000
@@ -409,6 +410,76 @@ class MemberOut(_Model):
 
 class MemberPage(_Model):
     items: list[MemberOut]
+    next_cursor: str | None
+
+
+# ---- search -------------------------------------------------------------------------------
+
+# What the server refuses in q (chalicelib.search.text.parse_query), as one pattern: 1-200
+# characters once the whitespace at both ends is trimmed, at most MAX_TERMS terms separated
+# by whitespace. "Whitespace" is what Python's str.split() splits on, spelled out so that a
+# client's regex engine reads it the same; the lookahead bounds the trimmed length (the
+# query's last non-space character is at most 200 characters after its first). A test
+# checks the pattern against parse_query.
+_QUERY_SPACE = r"\t\n\u000b\u000c\r\u001c-\u001f \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+_QS, _QT = f"[{_QUERY_SPACE}]", f"[^{_QUERY_SPACE}]"
+SEARCH_QUERY_PATTERN = (
+    f"^{_QS}*(?=[\\s\\S]{{0,{search_text.MAX_QUERY_CHARS - 1}}}{_QT}{_QS}*$)"
+    f"{_QT}+(?:{_QS}+{_QT}+){{0,{search_text.MAX_TERMS - 1}}}{_QS}*$"
+)
+
+
+def _search_terms(value: str) -> str:
+    search_text.parse_query(value)  # QueryError is a ValueError: a 422 naming #/query/q
+    return value
+
+
+class SearchQuery(_Model):
+    model_config = ConfigDict(extra="ignore")
+
+    q: Annotated[str, AfterValidator(_search_terms)] = Field(
+        description=(
+            "Up to 8 terms, all required. Each matches words by their start, ignoring case and "
+            "accents (`jose` finds José); `#tag` matches a note's tag exactly; digits match phone "
+            "numbers however formatted; an email address or its domain matches (`john@exa`, "
+            "`example.com`). A term reads at most 1,000 index entries in word order: in a large "
+            "workspace, a broad term (one letter) may miss items a longer one finds."
+        ),
+        json_schema_extra={"pattern": SEARCH_QUERY_PATTERN},
+    )
+    type: Literal["contact", "note"] | None = Field(default=None, description="Only contacts, or only notes.")
+    limit: int = Field(default=20, ge=1, le=100)
+    # Opaque; checked (and refused with 400) by chalicelib.pagination, bound to the query.
+    cursor: str | None = Field(default=None, json_schema_extra={"pattern": "^[A-Za-z0-9_-]{1,128}$"})
+
+
+_SCORE = (
+    "Higher first: whole words above prefixes; names above email and phone above company and title above note text."
+)
+_MATCHED = "The fields that hold the terms (first_name, last_name, email, phone, company, title, body, tags)."
+
+
+class SearchContactHit(_Model):
+    type: Literal["contact"]
+    id: str
+    score: int = Field(description=_SCORE)
+    matched: list[str] = Field(description=_MATCHED)
+    contact: ContactOut
+
+
+class SearchNoteHit(_Model):
+    type: Literal["note"]
+    id: str
+    score: int = Field(description=_SCORE)
+    matched: list[str] = Field(description=_MATCHED)
+    contact_id: str = Field(description="The contact the note is about.")
+    note: NoteOut
+
+
+class SearchPage(_Model):
+    items: list[Annotated[SearchContactHit | SearchNoteHit, Field(discriminator="type")]] = Field(
+        description="Best match first, then newest first. The index follows writes within seconds."
+    )
     next_cursor: str | None
 
 

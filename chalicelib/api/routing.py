@@ -103,8 +103,12 @@ class ApiBlueprint(Blueprint):
         return parse(model, note_aliases_resolved(read_json_object(self.request, settings().max_request_bytes)))
 
     def page_query(self) -> PageQuery:
+        return self.query(PageQuery)
+
+    def query(self, model: type[M]) -> M:
+        """The query string read as `model` (422 naming #/query/<name> when invalid)."""
         params: dict[str, str] = dict(self.request.query_params or {})
-        return parse(PageQuery, params, prefix="#/query")
+        return parse(model, params, prefix="#/query")
 
 
 def default_content_types(methods: list[str]) -> list[str]:

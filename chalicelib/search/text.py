@@ -11,9 +11,11 @@ Latin letters that have no decomposition (the table below).
 
 from __future__ import annotations
 
+import contextlib
 import re
 import unicodedata
 from dataclasses import dataclass
+from functools import cached_property
 
 # Fields by one-letter code (postings store codes: a few bytes each instead of names).
 FIELD_NAMES = {
@@ -72,17 +74,22 @@ def email_words(email: str) -> list[str]:
 
 def phone_words(phone: str | None, e164: str | None) -> list[str]:
     """A phone's digits as typed, in E.164 without "+", and its national number: "555" and
-    "5551234" find "+1 (555) 123-4567" whatever the formatting."""
+    "5551234" find "+1 (555) 123-4567" whatever the formatting.
+
+    The national number is read from E.164 when the phone is valid, else from the phone as
+    typed when it starts with a country code: a number phonenumbers calls invalid (the
+    fictional 555 exchange, a new range its metadata does not know yet) is still searched.
+    """
     found = [digits(phone or "")]
     if e164:
         found.append(digits(e164))
-        try:
-            import phonenumbers  # on first use: the API's cold start does not load its metadata
+    number = e164 or (phone or "").strip()
+    if number.startswith("+"):
+        import phonenumbers  # on first use: the API's cold start does not load its metadata
 
-            found.append(str(phonenumbers.parse(e164).national_number))
-        except phonenumbers.NumberParseException:
-            pass
-    return [word for word in found if word]
+        with contextlib.suppress(phonenumbers.NumberParseException):  # not a number: its digits as typed
+            found.append(str(phonenumbers.parse(number).national_number))
+    return list(dict.fromkeys(word for word in found if word))
 
 
 def _add(index: dict[str, str], code: str, found: list[str]) -> None:
@@ -131,7 +138,7 @@ class Term:
     words: tuple[str, ...]
     exact: bool = False  # a #tag: the tag itself, not a prefix
 
-    @property
+    @cached_property  # read once per posting a search scores
     def lookup(self) -> str:
         return max(self.words, key=len)
 
@@ -141,7 +148,12 @@ class QueryError(ValueError):
 
 
 def parse_query(q: str) -> list[Term]:
-    """The terms of a query (ANDed): 1-200 characters after trimming, at most MAX_TERMS terms."""
+    """The terms of a query (ANDed): 1-200 characters after trimming, at most MAX_TERMS terms.
+
+    A query of only punctuation ("-", "#") has no terms and matches nothing: it is not refused,
+    so that what is refused can be published as one pattern (schemas.SEARCH_QUERY_PATTERN;
+    "holds a letter of any script" has no portable regex).
+    """
     text = q.strip()
     if not text:
         raise QueryError("The query is blank.")
@@ -150,10 +162,7 @@ def parse_query(q: str) -> list[Term]:
     raw = text.split()
     if len(raw) > MAX_TERMS:
         raise QueryError(f"The query has {len(raw)} terms; at most {MAX_TERMS} are searched.")
-    terms = [term for term in (_term(part) for part in raw) if term is not None]
-    if not terms:
-        raise QueryError("The query holds no letters or digits to search for.")
-    return terms
+    return [term for term in (_term(part) for part in raw) if term is not None]
 
 
 def _term(part: str) -> Term | None:

@@ -200,16 +200,6 @@ ROUTES = [
         body={"current_password": PASSWORD, "new_password": PASSWORD},
         limiter=["UpdateItem", "GetItem"],
     ),
-    Route(
-        "POST /auth/password (wrong current password)",
-        "POST",
-        "/auth/password",
-        403,
-        {"GetItem": 1},
-        None,
-        body={"current_password": "not the password", "new_password": "whatever it is"},
-        limiter=["UpdateItem", "GetItem", "UpdateItem"],
-    ),
     Route("POST /contacts", "POST", "/contacts", 201, {"PutItem": 1}, "item", body={"first_name": "X"}),
     Route("GET /contacts", "GET", "/contacts", 200, {"Query": 1}, "list"),
     Route("GET /contacts/{id}", "GET", "/contacts/{c}", 200, {"GetItem": 1}, "item"),
@@ -320,6 +310,18 @@ ROUTES = [
     Route("GET /search (no match)", "GET", "/search?q=zebra", 200, {"Query": 1}, "search, 1 term"),
     Route("GET /search (blank query: 422)", "GET", "/search?q=%20", 422, {}, "limiter only"),
     Route("GET /search (forged cursor)", "GET", "/search?q=john&cursor=xyz", 400, {}, "limiter only"),
+    # Last: the failed attempt it records makes alice's next sign-in clear it (one DeleteItem
+    # more), which `make bench`, sending every route as alice in turn, would charge to it.
+    Route(
+        "POST /auth/password (wrong current password)",
+        "POST",
+        "/auth/password",
+        403,
+        {"GetItem": 1},
+        None,
+        body={"current_password": "not the password", "new_password": "whatever it is"},
+        limiter=["UpdateItem", "GetItem", "UpdateItem"],
+    ),
 ]  # fmt: skip
 
 

@@ -71,8 +71,8 @@ THREE_TERMS = "maria garcia ceo"
 # 20,000, and what that costs is printed beside them (see BENCHMARKS.md).
 RARE_ONE_TERM = "brzeczyszczykiewicz"
 RARE_THREE_TERMS = "zbigniew brzeczy qwertz"
-RARE = {"first_name": "Zbigniew", "last_name": "Brzęczyszczykiewicz", "company": "Qwertz", "title": "Buyer",
-        "email": "zbigniew@qwertz.pl", "phone": "+48 22 555 01 99"}  # fmt: skip
+RARE: dict[str, object] = {"first_name": "Zbigniew", "last_name": "Brzęczyszczykiewicz", "company": "Qwertz",
+                           "title": "Buyer", "email": "zbigniew@qwertz.pl", "phone": "+48 22 555 01 99"}  # fmt: skip
 
 
 def vocabulary(rng: random.Random) -> list[str]:
@@ -170,7 +170,7 @@ def rare_person(world: World) -> None:
     contact_id = new_id()
     item = {"owner_id": {"S": world.workspace}, "contact_id": {"S": contact_id}, "created_at": {"S": created},
             "updated_at": {"S": created}, "version": {"N": "1"}}  # fmt: skip
-    tables["contacts"].put_item(item | {name: {"S": value} for name, value in RARE.items()})
+    tables["contacts"].put_item(item | {name: {"S": str(value)} for name, value in RARE.items()})
     _index(world, tables, "contact", contact_id, text.contact_words(RARE), created)
     for body in ("Zbigniew Brzęczyszczykiewicz of Qwertz asked for a quote.", "Called Zbigniew (Qwertz) back."):
         note_id = new_id()

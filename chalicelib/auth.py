@@ -18,36 +18,46 @@ REQUIRED_CLAIMS = ["iss", "aud", "sub", "iat", "nbf", "exp", "jti"]
 CLOCK_SKEW_SECONDS = 5
 
 
-@lru_cache(maxsize=1)
-def _password_context() -> Any:
+@lru_cache(maxsize=4)
+def _password_context(memory_kib: int, rounds: int) -> Any:
     from passlib.context import CryptContext  # on first use: not every function hashes
 
-    # OWASP's argon2id minimum: m=19 MiB, t=2, p=1.
+    # argon2id, one lane; the cost comes from the settings (OWASP's minimum unless the local
+    # stage says less: chalicelib.config). Verifying reads the cost from the stored hash.
     return CryptContext(
         schemes=["argon2"],
         argon2__type="ID",
-        argon2__memory_cost=19 * 1024,
-        argon2__rounds=2,
+        argon2__memory_cost=memory_kib,
+        argon2__rounds=rounds,
         argon2__parallelism=1,
     )
 
 
+def _cost() -> tuple[int, int]:
+    from chalicelib import runtime  # settings are read on first use, never at import
+
+    current = runtime.settings()
+    return current.password_hash_memory_kib, current.password_hash_rounds
+
+
 def hash_password(password: str) -> str:
-    return str(_password_context().hash(password))
+    return str(_password_context(*_cost()).hash(password))
 
 
-@lru_cache(maxsize=1)
-def _dummy_hash() -> str:
-    return hash_password(secrets.token_urlsafe(16))
+@lru_cache(maxsize=4)
+def _dummy_hash(memory_kib: int, rounds: int) -> str:
+    return str(_password_context(memory_kib, rounds).hash(secrets.token_urlsafe(16)))
 
 
 def verify_password(password: str, password_hash: str | None) -> bool:
     """Check a password; with no hash (unknown user) spend the same time and fail."""
+    cost = _cost()
+    context = _password_context(*cost)
     if password_hash is None:
-        _password_context().verify(password, _dummy_hash())
+        context.verify(password, _dummy_hash(*cost))
         return False
     try:
-        return bool(_password_context().verify(password, password_hash))
+        return bool(context.verify(password, password_hash))
     except ValueError:  # a corrupt stored hash must not become a 500 or a login
         return False
 

@@ -18,6 +18,9 @@ ENV_JWT_SECRET = "JWT_SECRET"  # noqa: S105 (the variable's name)
 ENV_JWT_SECRET_ARN = "JWT_SECRET_ARN"  # noqa: S105 (the variable's name)
 
 MIN_SECRET_BYTES = 32
+# OWASP's argon2id minimum (Password Storage Cheat Sheet): m=19 MiB, t=2, p=1.
+OWASP_ARGON2_MEMORY_KIB = 19 * 1024
+OWASP_ARGON2_ROUNDS = 2
 
 
 class ConfigError(RuntimeError):
@@ -62,6 +65,12 @@ class Settings(BaseModel):
     # started once the search has spent this long on the store, so that it answers (503) with
     # the limiter's call within the 20 s every other route keeps to, under the Lambda's 25 s.
     search_store_seconds: float = Field(default=12.0, ge=0, le=12)
+    # argon2id's cost for new password hashes (a stored hash keeps the cost it was made
+    # with and verifies whatever these are). OWASP's minimum by default, and refused below it
+    # on a deployed stage; only the local stage may go lower, which the test suite does: its
+    # thousand-odd sign-ups would otherwise spend about 40 s of CPU hashing.
+    password_hash_memory_kib: int = Field(default=OWASP_ARGON2_MEMORY_KIB, ge=8, le=1_048_576)
+    password_hash_rounds: int = Field(default=OWASP_ARGON2_ROUNDS, ge=1, le=20)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # JSON lines on deployed stages (CloudWatch Logs Insights), text locally; see observability.
     log_format: Literal["json", "text"] | None = None
@@ -125,6 +134,14 @@ class Settings(BaseModel):
 
     @model_validator(mode="after")
     def _stage_defaults(self) -> Settings:
+        weak = (
+            self.password_hash_memory_kib < OWASP_ARGON2_MEMORY_KIB or self.password_hash_rounds < OWASP_ARGON2_ROUNDS
+        )
+        if weak and not self.is_local:
+            raise ValueError(
+                f"PASSWORD_HASH_MEMORY_KIB and PASSWORD_HASH_ROUNDS: below OWASP's argon2id minimum "
+                f"({OWASP_ARGON2_MEMORY_KIB} KiB, {OWASP_ARGON2_ROUNDS} rounds) on stage {self.stage}"
+            )
         if self.log_format is None:
             object.__setattr__(self, "log_format", "text" if self.is_local else "json")
         if self.metrics_enabled is None:
@@ -155,11 +172,16 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     try:
         return Settings.model_validate(values)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{_FIELDS_FROM_ENV.get(str(err['loc'][0]), err['loc'][0])}: {err['msg']}"
-            for err in exc.errors(include_input=False)
-        )
+        problems = "; ".join(_problem(err["loc"], err["msg"]) for err in exc.errors(include_input=False))
         raise ConfigError(f"invalid configuration: {problems}") from None
+
+
+def _problem(loc: tuple[int | str, ...], message: str) -> str:
+    """One validation error as a line: the variable's name, or (an error about several
+    settings together) pydantic's message, which names them, without its prefix."""
+    if not loc:
+        return message.removeprefix("Value error, ")
+    return f"{_FIELDS_FROM_ENV.get(str(loc[0]), loc[0])}: {message}"
 
 
 class _SecretCache:

@@ -21,6 +21,10 @@ __all__ = ["API", "Api", "CallCounter"]  # re-exported: the tests import them fr
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_SECRET = "test-only-secret-0123456789abcdef0123456789"
+# argon2id at 1 MiB and one round (about 1 ms) instead of OWASP's 19 MiB and two (about 19
+# ms): the suite signs users up about a thousand times. Only the local stage accepts it
+# (chalicelib.config); tests/test_auth.py checks the default and the refusal.
+TEST_PASSWORD_HASH = {"PASSWORD_HASH_MEMORY_KIB": "1024", "PASSWORD_HASH_ROUNDS": "1"}
 
 
 @pytest.fixture(autouse=True)
@@ -33,6 +37,8 @@ def environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.delenv("DYNAMODB_ENDPOINT", raising=False)
     monkeypatch.setenv("JWT_SECRET", TEST_SECRET)
     monkeypatch.setenv("STAGE", "local")
+    for name, value in TEST_PASSWORD_HASH.items():
+        monkeypatch.setenv(name, value)
     # Most tests make many requests quickly as one user; the rate-limit tests set their own.
     monkeypatch.setenv("RATE_LIMIT_BURST", "100000")
     monkeypatch.setenv("RATE_LIMIT_PER_SECOND", "100000")

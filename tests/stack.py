@@ -17,7 +17,7 @@ from typing import TypeVar
 import requests
 
 from devtools.local_stack import free_port
-from tests.conftest import ROOT
+from tests.conftest import ROOT, TEST_PASSWORD_HASH
 
 __all__ = [
     "Stack",
@@ -69,7 +69,7 @@ def start_stack(env_overrides: dict[str, str], port: int | None = None, host: st
         port = free_port()
         env_overrides = {"PORT": str(port), **env_overrides}
     env = {k: v for k, v in os.environ.items() if k not in {"DYNAMODB_ENDPOINT", "JWT_SECRET", "STAGE"}}
-    env.update({"ENV_FILE": os.devnull, "PYTHONUNBUFFERED": "1"}, **env_overrides)
+    env.update({"ENV_FILE": os.devnull, "PYTHONUNBUFFERED": "1", **TEST_PASSWORD_HASH}, **env_overrides)
     log = Path(tempfile.mkstemp(prefix="local-stack-", suffix=".log")[1])
     with log.open("wb") as sink:
         process = subprocess.Popen(

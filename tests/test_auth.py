@@ -16,6 +16,7 @@ import pytest
 from chalice.test import Client
 
 from bench.inprocess import authorizer_event
+from chalicelib.config import ConfigError, load_settings
 from tests.conftest import TEST_SECRET, Api, problem
 
 
@@ -163,8 +164,12 @@ def test_wrong_password_and_unknown_user_answer_alike(anon: Api) -> None:
     assert strip(wrong.json) == strip(unknown.json)
 
 
-def test_unknown_user_costs_a_password_verification(anon: Api) -> None:
+OWASP_COST = {"password_hash_memory_kib": 19 * 1024, "password_hash_rounds": 2}
+
+
+def test_unknown_user_costs_a_password_verification(anon: Api, limits: Any) -> None:
     """Timing must not reveal whether a username exists: both paths run argon2."""
+    limits(**OWASP_COST)  # the deployed cost: the suite's cheap one is lost in the noise
     anon.register("grace")
 
     def median_seconds(username: str) -> float:
@@ -312,3 +317,39 @@ def test_authorizer_names_the_usage_plan_key_of_the_users_tier(
 
 def test_token_with_a_malformed_tier_is_401(anon: Api) -> None:
     problem_like_401(anon.get("/auth/me", headers={"authorization": f"Bearer {_token({'tier': 'Pro Tier!'})}"}))
+
+
+def _stored_hash(username: str) -> str:
+    from chalicelib.models import UserRecord
+    from chalicelib.store import username_key
+
+    claim = UserRecord.get(username_key(username), consistent_read=True)
+    return str(UserRecord.get(f"USER#{claim.user_id}", consistent_read=True).password_hash)
+
+
+def test_passwords_are_hashed_at_owasps_argon2id_minimum_by_default(anon: Api, limits: Any) -> None:
+    defaults = load_settings({})
+    assert (defaults.password_hash_memory_kib, defaults.password_hash_rounds) == (19456, 2)
+    limits(**OWASP_COST)
+    anon.register("heidi")
+    assert _stored_hash("heidi").startswith("$argon2id$v=19$m=19456,t=2,p=1$")
+
+
+def test_a_deployed_stage_refuses_a_cost_below_owasps_minimum() -> None:
+    secret = "x" * 40
+    for stage in ("dev", "prod"):
+        for weaker in ({"PASSWORD_HASH_MEMORY_KIB": "19455"}, {"PASSWORD_HASH_ROUNDS": "1"}):
+            with pytest.raises(ConfigError, match="below OWASP's argon2id minimum"):
+                load_settings({"STAGE": stage, "JWT_SECRET": secret, **weaker})
+        assert load_settings({"STAGE": stage, "JWT_SECRET": secret, "PASSWORD_HASH_MEMORY_KIB": "65536"})
+    assert load_settings({"PASSWORD_HASH_MEMORY_KIB": "1024", "PASSWORD_HASH_ROUNDS": "1"}).is_local
+
+
+def test_a_password_hashed_at_another_cost_still_signs_in(anon: Api, limits: Any) -> None:
+    """The cost is read from each stored hash: raising it locks nobody out (and new hashes use it)."""
+    anon.register("ivan")  # at the suite's cost
+    limits(**OWASP_COST)
+    assert anon.login("ivan").status == 200
+    anon.register("judy")
+    assert _stored_hash("judy").startswith("$argon2id$v=19$m=19456,t=2,p=1$")
+    assert _stored_hash("ivan").startswith("$argon2id$v=19$m=1024,t=1,p=1$")

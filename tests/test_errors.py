@@ -13,8 +13,15 @@ from chalice.test import Client
 from chalicelib import runtime
 from chalicelib.auth import issue_token
 from chalicelib.config import ConfigError, load_settings
-from tests.conftest import ROOT, Api, dynamodb_error, problem
+from tests.conftest import ROOT, TEST_PASSWORD_HASH, Api, dynamodb_error, problem
 from tests.stack import poll
+
+
+@pytest.fixture(autouse=True)
+def deployed_password_cost(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests here serve as the dev stage, which refuses the suite's cheap hashing (conftest)."""
+    for name in TEST_PASSWORD_HASH:
+        monkeypatch.delenv(name)
 
 
 def test_problem_carries_request_id_and_instance(alice: Api) -> None:

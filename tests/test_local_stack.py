@@ -19,7 +19,7 @@ import requests.adapters
 
 from devtools.local_stack import embedded_dynamodb
 from devtools.prereqs import CURL
-from tests.conftest import ROOT
+from tests.conftest import ROOT, TEST_PASSWORD_HASH
 from tests.stack import Stack, free_port, poll, running_stack, signed_in, start_stack
 from tests.system import system_tool
 
@@ -140,7 +140,8 @@ def test_external_endpoint_and_dotenv_are_honoured(tmp_path: Path) -> None:
 
 def test_deployed_stage_without_secret_refuses_to_start() -> None:
     env = {**os.environ, "STAGE": "prod", "ENV_FILE": os.devnull, "DYNAMODB_ENDPOINT": "http://127.0.0.1:9"}
-    env.pop("JWT_SECRET", None)
+    for name in ("JWT_SECRET", *TEST_PASSWORD_HASH):  # only the missing secret is to be refused
+        env.pop(name, None)
     done = subprocess.run(
         [sys.executable, "-m", "devtools.local_stack"],
         cwd=ROOT,

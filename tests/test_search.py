@@ -6,6 +6,7 @@ source mappings would a moment later."""
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -384,3 +385,21 @@ def test_a_page_ends_before_the_first_item_dynamodb_left_unread(alice: Api, inde
         reply = alice.get(search_path("partial"))
     assert problem(reply, 503)["type"] == "urn:contact-notes:problem:service-unavailable"
     assert reply.header("retry-after") == "1"
+
+
+def test_digits_of_any_script_find_a_phone(alice: Api, chalice_client: Client) -> None:
+    """Arabic-Indic and fullwidth digits (a phone keyboard, a Japanese IME) are digits too."""
+    contact = alice.post("/contacts", {"first_name": "Dial", "phone": "+1 (555) 123-4567"}).json
+    index_now(chalice_client)
+    for q in ("٥٥٥", "５５５１２３４", "(٥٥٥)"):
+        reply = alice.get(f"/search?q={quote(q)}")
+        assert reply.status == 200, (q, reply.body)
+        assert [item["id"] for item in reply.json["items"]] == [contact["id"]], q
+
+
+def test_a_tag_typed_decomposed_finds_the_tag_stored_composed(alice: Api, chalice_client: Client) -> None:
+    contact = alice.post("/contacts", {"first_name": "Tagged"}).json
+    note = alice.post(f"/contacts/{contact['id']}/notes", {"body": "Lunch #café"}).json
+    index_now(chalice_client)
+    decomposed = unicodedata.normalize("NFD", "#Café")
+    assert [item["id"] for item in alice.get(f"/search?q={quote(decomposed)}").json["items"]] == [note["id"]]

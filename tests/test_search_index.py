@@ -208,6 +208,31 @@ def test_a_notes_first_2000_distinct_words_are_indexed(alice: Api, chalice_clien
     assert indexed == {**{f"w{i}": "b" for i in range(2000)}, "#late": "g"}
 
 
+def test_a_note_of_long_words_in_any_script_and_huge_tags_is_indexed_within_dynamodbs_limits(
+    alice: Api, chalice_client: Client
+) -> None:
+    """A note's document lists its words in one item (400 KB at most) and a posting's key is
+    at most 1,024 bytes: words that fold to four times their bytes ("㍿" -> "株式会社") stop at
+    MAX_NOTE_WORD_BYTES,
+    a 1,100-character tag is cut to 64 characters, and only the first 100 tags count."""
+    from chalicelib.search.text import MAX_NOTE_TAGS, MAX_NOTE_WORD_BYTES, MAX_WORD_CHARS
+
+    owner = alice.user["id"]
+    contact = alice.post("/contacts", {"first_name": "Wide"}).json
+    wide = " ".join("㍿" * 15 + chr(0x4E00 + i) for i in range(2000))  # 96 KB stored, 366 KB folded
+    tags = " ".join(f"#t{i}" for i in range(150))
+    note = alice.post(f"/contacts/{contact['id']}/notes", {"body": f"{wide} #{'a' * 1100} {tags}"}).json
+    index_now(chalice_client)  # asserts that no record failed
+    indexed = postings(owner, note["id"])
+    body_words = [word for word, codes in indexed.items() if codes == "b"]
+    assert 1000 < len(body_words) < 2000 and sum(len(w.encode()) + 8 for w in body_words) <= MAX_NOTE_WORD_BYTES
+    assert "#" + "a" * MAX_WORD_CHARS in indexed
+    assert len([word for word, codes in indexed.items() if codes == "g"]) == MAX_NOTE_TAGS
+    assert len(document(owner, "note", note["id"])["words"].encode()) < 400_000  # type: ignore[index]
+    found = alice.get("/search?q=%23" + "a" * 150).json["items"]  # a longer tag typed: cut alike
+    assert [item["id"] for item in found] == [note["id"]]
+
+
 def test_an_update_writes_only_the_difference(alice: Api, chalice_client: Client) -> None:
     owner = alice.user["id"]
     contact = alice.post("/contacts", JOSE).json

@@ -33,6 +33,10 @@ WEIGHTS = {"f": 4, "l": 4, "e": 3, "p": 3, "c": 2, "t": 2, "b": 1, "g": 1}
 CONTACT_FIELDS = ("first_name", "last_name", "email", "phone", "company", "title")
 MAX_NOTE_WORDS = 2000  # a note's first 2,000 distinct words are indexed
 MAX_WORD_CHARS = 64  # longer "words" (a pasted hash, a URL) are cut: matched by their start
+MAX_NOTE_TAGS = 100  # a note's first 100 tags are indexed
+# A note's words are listed in its index document (one DynamoDB item, at most 400 KB): they
+# stop here, whatever the script (NFKD can make one character four, e.g. "㍿" -> "株式会社").
+MAX_NOTE_WORD_BYTES = 300_000
 MAX_QUERY_CHARS = 200
 MAX_TERMS = 8
 
@@ -58,7 +62,14 @@ def words(text: str) -> list[str]:
 
 
 def digits(text: str) -> str:
-    return "".join(ch for ch in text if ch.isdigit() and ch.isascii())
+    """The decimal digits of a text as ASCII, whatever the script ("٥٥٥" and "５５５" -> "555")."""
+    return "".join(str(unicodedata.decimal(ch)) for ch in text if ch.isdecimal())
+
+
+def tag_word(tag: str) -> str:
+    """How a tag is indexed and looked up: "#" and the tag as the normalizer keeps it (NFC,
+    lowercase), cut like any word."""
+    return "#" + unicodedata.normalize("NFC", tag).lower()[:MAX_WORD_CHARS]
 
 
 def email_words(email: str) -> list[str]:
@@ -112,13 +123,14 @@ def contact_words(contact: dict[str, object]) -> dict[str, str]:
 def note_words(body: str, tags: list[str] | None) -> dict[str, str]:
     """{word: field codes} for a note: its first MAX_NOTE_WORDS distinct words, and its tags as "#tag"."""
     index: dict[str, str] = {}
+    size = 0
     for word in words(body):
         if word not in index:
-            if len(index) >= MAX_NOTE_WORDS:
+            size += len(word.encode()) + 8  # the word, its codes and the JSON around them
+            if len(index) >= MAX_NOTE_WORDS or size > MAX_NOTE_WORD_BYTES:
                 break
             index[word] = "b"
-    for tag in tags or []:
-        _add(index, "g", ["#" + tag.lower()])
+    _add(index, "g", [tag_word(tag) for tag in (tags or [])[:MAX_NOTE_TAGS]])
     return index
 
 
@@ -167,9 +179,9 @@ def parse_query(q: str) -> list[Term]:
 
 def _term(part: str) -> Term | None:
     if part.startswith("#") and len(part) > 1:
-        return Term(part, ("#" + part[1:].lower(),), exact=True)
+        return Term(part, (tag_word(part[1:]),), exact=True)
     if _DIGITS_TERM.fullmatch(part):
-        return Term(part, (digits(part),))
+        return Term(part, (digits(part),))  # \d is any decimal digit: digits() keeps them all
     if _EMAILISH.fullmatch(part):
         folded = fold(part).strip(".-")[:MAX_WORD_CHARS]
         return Term(part, (folded,)) if folded else None

@@ -506,3 +506,35 @@ def find_user_id_and_login_state(username: str, login_key: str) -> tuple[str | N
 def clear_login_state(key: str) -> None:
     with _dynamodb_errors():
         RateLimitRecord(key).delete()
+
+
+# ---- BatchWriteItem with its leftovers sent again -------------------------------------------
+
+BATCH_WRITE_LIMIT = 25  # DynamoDB's, per BatchWriteItem call
+UNPROCESSED_RESENDS = 5
+BACKOFF_BASE_SECONDS = 0.05  # full jitter up to 0.1, 0.2, ... 1.6 s: about 1.6 s at most in all
+
+
+class UnprocessedWrites(RuntimeError):
+    """DynamoDB kept leaving items unprocessed (throttling): the caller fails, to be retried."""
+
+
+def batch_write(table_name: str, requests: list[dict[str, Any]]) -> None:
+    """BatchWriteItem, 25 requests per call, the items each call leaves unprocessed sent again.
+
+    Not PynamoDB's batch_write: it resends without any wait, and only max_retry_attempts - 1
+    times, which with this project's MAX_RETRY_ATTEMPTS = 1 is never, so one throttled call
+    failed the whole stream record. Here: DynamoDB's advice, exponential backoff with jitter.
+    """
+    client = dynamodb_client()
+    for start in range(0, len(requests), BATCH_WRITE_LIMIT):
+        chunk = requests[start : start + BATCH_WRITE_LIMIT]
+        for resend in range(UNPROCESSED_RESENDS + 1):
+            if resend:
+                time.sleep(random.uniform(0, BACKOFF_BASE_SECONDS * 2**resend))  # noqa: S311 (not crypto)
+            answer = client.batch_write_item(RequestItems={table_name: chunk})
+            chunk = answer.get("UnprocessedItems", {}).get(table_name) or []
+            if not chunk:
+                break
+        else:
+            raise UnprocessedWrites(f"{len(chunk)} items still unprocessed after {UNPROCESSED_RESENDS} resends")

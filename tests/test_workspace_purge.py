@@ -117,6 +117,31 @@ def test_items_left_unprocessed_are_reported_and_a_retry_finishes(
     assert Contact.count(team["id"]) == 0
 
 
+def test_items_a_throttled_store_leaves_unprocessed_are_sent_again_with_backoff(
+    alice: Api, team: dict[str, Any], chalice_client: Client
+) -> None:
+    """DynamoDB leaving a batch unprocessed twice (throttling) costs resends, not the record."""
+    assert alice.delete(f"/workspaces/{team['id']}").status == 204
+    throttled = [2]
+
+    def throttling(params: dict[str, Any], **_: Any) -> tuple[object, dict[str, Any]] | None:
+        if not throttled[0]:
+            return None  # DynamoDB caught up: the call goes through
+        throttled[0] -= 1
+        http = type("Http", (), {"status_code": 200, "headers": {}})()
+        unprocessed = json.loads(params["body"])["RequestItems"]
+        return http, {"UnprocessedItems": unprocessed, "ResponseMetadata": {"HTTPStatusCode": 200}}
+
+    events = dynamodb_client().meta.events
+    events.register_first("before-call.dynamodb.BatchWriteItem", throttling)
+    try:
+        assert invoke(chalice_client, removal(team["item"])) == []
+    finally:
+        events.unregister("before-call.dynamodb.BatchWriteItem", throttling)
+    assert throttled == [0]
+    assert Contact.count(team["id"]) == 0 and Note.count(team["id"]) == 0
+
+
 def test_a_member_with_a_valid_token_cannot_write_into_a_deleted_workspace(
     alice: Api, team: dict[str, Any], chalice_client: Client
 ) -> None:

@@ -4,7 +4,7 @@ Two Lambda functions (index_contacts, index_notes) run this module, one per stre
 (NEW_AND_OLD_IMAGES). Per record: one GetItem (the item's document: what is indexed for it
 now), BatchWriteItem for only the postings that differ from the new words (25 per call;
 items DynamoDB leaves unprocessed are sent again here, with jittered exponential backoff,
-and the record fails once UNPROCESSED_RESENDS are spent), then one PutItem for the
+and the record fails once chalicelib.store.UNPROCESSED_RESENDS are spent), then one PutItem for the
 document, last, so that a failure part-way leaves the document as it was and a retry
 redoes the difference (puts and deletes of postings are idempotent).
 
@@ -31,8 +31,6 @@ from __future__ import annotations
 
 import json
 import logging
-import random
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -47,19 +45,13 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 from pynamodb.exceptions import DoesNotExist
 
 from chalicelib import observability
-from chalicelib.models import PENDING, SearchEntry, dynamodb_client
+from chalicelib.models import PENDING, SearchEntry
 from chalicelib.search import keys, text
+from chalicelib.store import batch_write
 
 logger = logging.getLogger("contact_notes.search_index")
 
 TOMBSTONE_LIFETIME = timedelta(days=2)  # past the streams' 24-hour retention
-BATCH_WRITE_LIMIT = 25  # DynamoDB's, per BatchWriteItem call
-UNPROCESSED_RESENDS = 5
-BACKOFF_BASE_SECONDS = 0.05  # full jitter up to 0.1, 0.2, ... 1.6 s: about 1.6 s at most in all
-
-
-class UnprocessedWrites(RuntimeError):
-    """DynamoDB kept leaving postings unprocessed (throttling): the record fails, to be retried."""
 
 
 @dataclass(frozen=True)
@@ -128,9 +120,10 @@ def apply(change: Change) -> int:
     after = change.words or {}
     puts = {word: codes for word, codes in after.items() if before.get(word) != codes}
     gone = [word for word in before if word not in after]
-    write_postings(
+    batch_write(
+        SearchEntry.Meta.table_name,
         [{"PutRequest": {"Item": _posting(change, word, codes).serialize()}} for word, codes in puts.items()]
-        + [{"DeleteRequest": {"Key": _posting(change, word).serialize()}} for word in gone]
+        + [{"DeleteRequest": {"Key": _posting(change, word).serialize()}} for word in gone],
     )
     document = SearchEntry(
         keys.doc_bucket(change.workspace_id), keys.doc_key(change.kind, change.item_id), version=change.version
@@ -151,25 +144,6 @@ def _posting(change: Change, word: str, codes: str | None = None) -> SearchEntry
     if codes is None:
         return SearchEntry(bucket, key)
     return SearchEntry(bucket, key, fields=codes, created=change.created)
-
-
-def write_postings(requests: list[dict[str, Any]]) -> None:
-    """BatchWriteItem, BATCH_WRITE_LIMIT requests per call, each call's leftovers sent again."""
-    for start in range(0, len(requests), BATCH_WRITE_LIMIT):
-        _write_chunk(requests[start : start + BATCH_WRITE_LIMIT])
-
-
-def _write_chunk(requests: list[dict[str, Any]]) -> None:
-    table = SearchEntry.Meta.table_name
-    client = dynamodb_client()
-    for resend in range(UNPROCESSED_RESENDS + 1):
-        if resend:  # DynamoDB's advice for unprocessed items: back off exponentially, with jitter
-            time.sleep(random.uniform(0, BACKOFF_BASE_SECONDS * 2**resend))  # noqa: S311 (not crypto)
-        answer = client.batch_write_item(RequestItems={table: requests})
-        requests = answer.get("UnprocessedItems", {}).get(table) or []
-        if not requests:
-            return
-    raise UnprocessedWrites(f"{len(requests)} postings still unprocessed after {UNPROCESSED_RESENDS} resends")
 
 
 def handle_record(record: DynamoDBRecord) -> None:

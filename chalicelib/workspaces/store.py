@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterable
 
-from pynamodb.exceptions import PutError
 from pynamodb.expressions.update import Action
 from pynamodb.models import Model
 from pynamodb.transactions import TransactGet, TransactWrite
@@ -20,7 +19,7 @@ from chalicelib.ids import new_id
 from chalicelib.models import Contact, Membership, Note, Workspace
 from chalicelib.outage import unavailable
 from chalicelib.roles import OWNER
-from chalicelib.store import dynamodb_errors, transact
+from chalicelib.store import UnprocessedWrites, batch_write, dynamodb_errors, transact
 
 LAST_OWNER = "A workspace needs an owner: make another member owner first."
 CHANGED = "That membership changed at the same moment; read it again and retry."
@@ -283,18 +282,23 @@ def _raise_for(failed: list[int], checked_caller: bool, old: str) -> None:
 
 
 def delete_items(items: Iterable[Model]) -> None:
-    """BatchWriteItem deletes, 25 per call; PynamoDB sends unprocessed items again (with
-    backoff) and raises once its retries are spent, so the caller can report a failure."""
+    """BatchWriteItem deletes, 25 per call, unprocessed ones sent again with backoff
+    (chalicelib.store.batch_write); raises once its resends are spent, so the caller can
+    report a failure and the stream retries the record."""
     pending = list(items)
     if not pending:
         return
+    model = type(pending[0])
+    hash_name = model._hash_key_attribute().attr_name
+    range_name = model._range_key_attribute().attr_name
+    requests = [
+        {"DeleteRequest": {"Key": {name: {"S": str(getattr(item, name))} for name in (hash_name, range_name)}}}
+        for item in pending
+    ]
     try:
-        with dynamodb_errors(), type(pending[0]).batch_write() as batch:
-            for item in pending:
-                batch.delete(item)
-    except PutError as exc:
-        if exc.cause is not None:
-            raise
+        with dynamodb_errors():
+            batch_write(model.Meta.table_name, requests)
+    except UnprocessedWrites as exc:  # throttled throughout: the store is busy (503, or a retried record)
         raise unavailable("DynamoDB", "BatchWriteItem left items unprocessed", "is busy", 1) from exc
 
 

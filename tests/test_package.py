@@ -41,11 +41,22 @@ def _translate(sam: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> dict[str
 _PACKAGED: dict[str, tuple[Bundle, dict[str, Any]]] = {}  # stage -> bundle, translated template
 
 
+def _without_aws_credentials(monkeypatch: pytest.MonkeyPatch, where: Path) -> None:
+    """No credentials to be found anywhere: any AWS call would fail."""
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(where / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(where / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
 def _packaged(stage: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[Bundle, dict[str, Any]]:
     """Each stage packaged and translated once per worker, however the tests are ordered (the
     parallel scheduler may interleave the stages, which would rebuild a module fixture)."""
     if stage not in _PACKAGED:
-        bundle = package(stage, tmp_path_factory.mktemp(stage))
+        with pytest.MonkeyPatch.context() as monkeypatch:
+            _without_aws_credentials(monkeypatch, tmp_path_factory.mktemp("no-aws"))
+            bundle = package(stage, tmp_path_factory.mktemp(stage))
         with pytest.MonkeyPatch.context() as monkeypatch:
             _PACKAGED[stage] = bundle, _translate(json.loads(bundle.template.read_text()), monkeypatch)
     return _PACKAGED[stage]
@@ -318,12 +329,8 @@ def test_the_template_is_deployed_through_s3_as_its_size_requires(built: tuple[s
         assert "--s3-bucket $(BUCKET)" in deploy
 
 
-def test_packaging_needs_no_aws_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """With no credentials to be found anywhere, any AWS call would fail: packaging makes none."""
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    bundle = package("dev", tmp_path / "out")
+def test_packaging_needs_no_aws_credentials(built: tuple[str, Bundle]) -> None:
+    """Every stage here is packaged with no credentials to be found anywhere (`_packaged`),
+    so any AWS call packaging made would have failed it: it makes none."""
+    _, bundle = built
     assert bundle.zip_path.is_file() and bundle.template.is_file()

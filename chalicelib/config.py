@@ -37,6 +37,7 @@ class Settings(BaseModel):
     dynamodb_endpoint: str | None = None
     users_table: str = "contact-notes-users"
     contacts_table: str = "contact-notes-contacts"
+    contact_emails_table: str = "contact-notes-contact-emails"
     notes_table: str = "contact-notes-notes"
     rate_limits_table: str = "contact-notes-rate-limits"
     workspaces_table: str = "contact-notes-workspaces"

@@ -102,6 +102,21 @@ class Contact(Model):
     # version that created notes without setting it was ever deployed; a change like it on
     # live data would need the mark backfilled from the notes index before relying on it.
     has_notes = BooleanAttribute(null=True)
+    # The lower-cased email this contact holds a ContactEmail claim on (absent: none). A
+    # change of email is conditional on it, so that the claims move in the same transaction.
+    email_key = UnicodeAttribute(null=True)
+
+
+class ContactEmail(Model):
+    """A workspace's claim on an email (lower-cased) for one contact: one contact per email,
+    enforced by the claim's own put condition in the contact's transaction, never by a read."""
+
+    class Meta(_BaseMeta):
+        pass
+
+    owner_id = UnicodeAttribute(hash_key=True)
+    email = UnicodeAttribute(range_key=True)
+    contact_id = UnicodeAttribute()
 
 
 class NotesByContact(LocalSecondaryIndex["Note"]):
@@ -292,6 +307,7 @@ def query_contact_notes(owner_id: str, contact_id: str, **options: Any) -> Resul
 TABLES: dict[type[Model], tuple[str, str]] = {
     UserRecord: ("users_table", "UsersTable"),
     Contact: ("contacts_table", "ContactsTable"),
+    ContactEmail: ("contact_emails_table", "ContactEmailsTable"),
     Note: ("notes_table", "NotesTable"),
     RateLimitRecord: ("rate_limits_table", "RateLimitsTable"),
     Workspace: ("workspaces_table", "WorkspacesTable"),

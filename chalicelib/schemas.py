@@ -503,6 +503,9 @@ class Problem(_Model):
     request_id: str | None = None
     errors: list[FieldProblem] | None = None
     error: str | None = Field(default=None, description="OAuth 2.0 error code, on the token endpoint.")
+    existing_id: str | None = Field(
+        default=None, description="On a 409 for an email another contact has (one per workspace): that contact's id."
+    )
 
 
 class Health(_Model):

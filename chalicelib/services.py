@@ -199,7 +199,7 @@ def replace_contact(
 ) -> ContactOut:
     _require(contact_id, "Contact")
     actions = _contact_actions(settings, data.model_dump())
-    return contact_out(store.update_contact(owner_id, contact_id, actions, if_match))
+    return contact_out(store.update_contact(owner_id, contact_id, actions, if_match, new_email=data.email))
 
 
 def patch_contact(
@@ -210,7 +210,8 @@ def patch_contact(
     if not values:
         raise ValidationFailed("Send at least one field to change.")
     actions = _contact_actions(settings, values)
-    return contact_out(store.update_contact(owner_id, contact_id, actions, if_match))
+    new_email = values.get("email", store.UNCHANGED)
+    return contact_out(store.update_contact(owner_id, contact_id, actions, if_match, new_email=new_email))
 
 
 def delete_contact(owner_id: str, contact_id: str, if_match: int | None) -> None:

@@ -21,6 +21,7 @@ from pynamodb.expressions.update import Action
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.errors import Conflict, Forbidden, NotFound, PreconditionFailed
+from chalicelib.ids import new_id
 from chalicelib.models import (
     EMAIL_PREFIX,
     FAILED,
@@ -29,6 +30,7 @@ from chalicelib.models import (
     USER_PREFIX,
     USERNAME_PREFIX,
     Contact,
+    ContactEmail,
     Membership,
     Note,
     RateLimitRecord,
@@ -113,7 +115,7 @@ def _cancellation_codes(exc: TransactWriteError) -> list[str]:
     return [reason.code if reason is not None else "None" for reason in exc.cancellation_reasons]
 
 
-AnyModel = TypeVar("AnyModel", UserRecord, Contact, Note, RateLimitRecord)
+AnyModel = TypeVar("AnyModel", UserRecord, Contact, ContactEmail, Note, RateLimitRecord)
 
 
 def _get_or_none(model: type[AnyModel], hash_key: str, range_key: str | None = None) -> AnyModel | None:
@@ -235,6 +237,13 @@ def _raise_missing_or_stale(model: type[OwnedItem], owner_id: str, item_id: str)
 WORKSPACE_GONE = "This workspace no longer exists."
 
 
+class Unchanged:
+    """The email is not part of a change (a PATCH without it)."""
+
+
+UNCHANGED = Unchanged()
+
+
 def _check_workspace(txn: TransactWrite, workspace_id: str) -> None:
     """Condition a write into a shared workspace on the workspace still existing.
 
@@ -247,37 +256,159 @@ def _check_workspace(txn: TransactWrite, workspace_id: str) -> None:
     txn.condition_check(Workspace, workspace_id, condition=Workspace.workspace_id.exists())
 
 
+EMAIL_TAKEN = "Another contact in this workspace has that email (existing_id names it)."
+
+
+def contact_email_key(email: str | None) -> str | None:
+    """The form a contact's email is claimed under: one contact per email ignoring case."""
+    return email.strip().lower() if email else None
+
+
+def _email_taken(owner_id: str, key: str) -> Conflict:
+    """A 409 naming the contact that holds the email (one read, on this rare path)."""
+    claim = _get_or_none(ContactEmail, owner_id, key)
+    return Conflict(EMAIL_TAKEN, extra={"existing_id": claim.contact_id} if claim else {})
+
+
+def _claim(txn: TransactWrite, owner_id: str, key: str, contact_id: str) -> None:
+    txn.save(ContactEmail(owner_id, key, contact_id=contact_id), condition=ContactEmail.email.does_not_exist())
+
+
+def _release(txn: TransactWrite, owner_id: str, key: str, contact_id: str) -> None:
+    txn.delete(ContactEmail(owner_id, key), condition=ContactEmail.contact_id == contact_id)
+
+
 def put_new_contact(contact: Contact, *, shared: bool = False) -> None:
-    """One PutItem; in a shared workspace one transaction that also checks the workspace."""
-    if not shared:
+    """One PutItem; one transaction instead when the contact claims an email (the claim's
+    condition is what keeps one contact per email) or, in a shared workspace, to check the
+    workspace still exists."""
+    key = contact_email_key(contact.email)
+    contact.email_key = key
+    if not shared and key is None:
         with _dynamodb_errors():
             contact.save(condition=Contact.contact_id.does_not_exist())
         return
 
     def write(txn: TransactWrite) -> None:
-        _check_workspace(txn, contact.owner_id)  # position 0: condition checks come first
+        if shared:
+            _check_workspace(txn, contact.owner_id)  # position 0: condition checks come first
         txn.save(contact, condition=Contact.contact_id.does_not_exist())
+        if key is not None:
+            _claim(txn, contact.owner_id, key, contact.contact_id)
 
     failed = _transact(Contact, contact.contact_id, write)
-    if 0 in failed:
+    positions = {"workspace": 0 if shared else -1, "contact": 1 if shared else 0}
+    if positions["workspace"] in failed:
         raise Forbidden(WORKSPACE_GONE)
-    if failed:
+    if positions["contact"] in failed:
         raise Conflict("That contact already exists.")
+    if failed and key is not None:
+        raise _email_taken(contact.owner_id, key)
 
 
 def get_contact(owner_id: str, contact_id: str) -> Contact | None:
     return _get_or_none(Contact, owner_id, contact_id)
 
 
-def update_contact(owner_id: str, contact_id: str, actions: list[Action], expected_version: int | None) -> Contact:
-    """Apply update actions to an existing contact in one UpdateItem; return the new item."""
-    return _update(Contact, owner_id, contact_id, actions, expected_version)
+def update_contact(
+    owner_id: str,
+    contact_id: str,
+    actions: list[Action],
+    expected_version: int | None,
+    new_email: str | Unchanged | None = UNCHANGED,
+) -> Contact:
+    """Apply update actions to an existing contact; return the new item.
+
+    Without an email in the change, one UpdateItem. With one, the same UpdateItem on the
+    condition that the contact already holds that email (ignoring case: a PUT that resends
+    it); otherwise (the email really changes) the contact is read and one transaction moves
+    the claim: release the old email, claim the new one (409 naming its holder if taken).
+    """
+    if isinstance(new_email, Unchanged):
+        return _update(Contact, owner_id, contact_id, actions, expected_version)
+    key = contact_email_key(new_email)
+    same = Contact.email_key == key if key else Contact.email_key.does_not_exist()
+    item = Contact(owner_id, contact_id)
+    try:
+        with _dynamodb_errors():
+            item.update(
+                actions=[*actions, Contact.version.add(1)],
+                condition=_version_condition(Contact, expected_version) & same,
+            )
+        return item
+    except PynamoDBException as exc:
+        if not _condition_failed(exc):
+            raise
+    return _move_email(owner_id, contact_id, actions, expected_version, key)
+
+
+def _current(owner_id: str, contact_id: str, expected_version: int | None) -> Contact:
+    """The contact as stored, after a failed condition: 404 if gone, 412 if not the version sent."""
+    current = _get_or_none(Contact, owner_id, contact_id)
+    if current is None:
+        raise NotFound("Contact not found.")
+    if expected_version is not None and int(current.version) != expected_version:
+        raise PreconditionFailed("The contact has changed since the version you sent.")
+    return current
+
+
+def _move_email(
+    owner_id: str, contact_id: str, actions: list[Action], expected_version: int | None, key: str | None
+) -> Contact:
+    current = _current(owner_id, contact_id, expected_version)
+    old = current.email_key
+    email_actions = [Contact.email_key.set(key) if key else Contact.email_key.remove()]
+
+    def write(txn: TransactWrite) -> None:
+        txn.update(
+            Contact(owner_id, contact_id),
+            actions=[*actions, *email_actions, Contact.version.add(1)],
+            condition=Contact.version == current.version,  # position 0: nothing changed since the read
+        )
+        if old is not None and old != key:
+            _release(txn, owner_id, old, contact_id)
+        if key is not None and key != old:
+            _claim(txn, owner_id, key, contact_id)
+
+    failed = _transact(Contact, new_id(), write)
+    if 0 in failed:
+        raise Conflict("The contact changed at the same moment; read it again and retry.")
+    if failed and key is not None:
+        raise _email_taken(owner_id, key)
+    if failed:  # the old claim was not this contact's: nothing to release, yet it was listed
+        raise Conflict("The contact's email claim changed at the same moment; retry.")
+    updated = _get_or_none(Contact, owner_id, contact_id)
+    if updated is None:
+        raise NotFound("Contact not found.")
+    return updated
 
 
 def delete_contact(owner_id: str, contact_id: str, expected_version: int | None) -> bool:
-    """Delete the contact; return whether it ever had a note (its notes then need a sweep)."""
-    old = _delete(Contact, owner_id, contact_id, expected_version, return_old=True)
-    return "has_notes" in old
+    """Delete the contact; return whether it ever had a note (its notes then need a sweep).
+
+    One DeleteItem for a contact without an email; one holding an email is read and deleted
+    with its claim in one transaction, so the email is free again exactly when it is gone.
+    """
+    condition = _version_condition(Contact, expected_version) & Contact.email_key.does_not_exist()
+    try:
+        with _dynamodb_errors():
+            out = Contact._get_connection().delete_item(
+                owner_id, contact_id, condition=condition, return_values=ALL_OLD
+            )
+        return "has_notes" in (out.get("Attributes") or {})
+    except PynamoDBException as exc:
+        if not _condition_failed(exc):
+            raise
+    current = _current(owner_id, contact_id, expected_version)
+
+    def write(txn: TransactWrite) -> None:
+        txn.delete(Contact(owner_id, contact_id), condition=Contact.version == current.version)
+        if current.email_key is not None:
+            _release(txn, owner_id, current.email_key, contact_id)
+
+    if _transact(Contact, new_id(), write):
+        raise Conflict("The contact changed at the same moment; read it again and retry.")
+    return bool(current.has_notes)
 
 
 def query_contacts(owner_id: str, limit: int, after_id: str | None) -> list[Contact]:

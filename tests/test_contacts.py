@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import pytest
@@ -19,8 +20,13 @@ JOHN = {
 }
 
 
+_numbers = itertools.count(1)
+
+
 def _create(api: Api, **fields: Any) -> dict[str, Any]:
-    reply = api.post("/contacts", {**JOHN, **fields})
+    """JOHN, or what differs from him, with an email of its own (one contact per email)."""
+    email = {"email": f"john.{next(_numbers)}@example.com"}
+    reply = api.post("/contacts", {**JOHN, **email, **fields})
     assert reply.status == 201, reply.body
     return reply.json  # type: ignore[no-any-return]
 

@@ -197,7 +197,8 @@ def test_each_function_has_its_own_least_privilege_role(cfn: dict[str, Any]) -> 
     purge = _role_actions(cfn, roles["PurgeWorkspaces"])
     data = {a: r for a, r in purge.items() if a.startswith("dynamodb:") and "Stream" not in a
             and a not in ("dynamodb:GetRecords", "dynamodb:GetShardIterator")}  # fmt: skip
-    swept = [{"Fn::GetAtt": [table, "Arn"]} for table in ("ContactsTable", "NotesTable", "MembershipsTable")]
+    swept = [{"Fn::GetAtt": [table, "Arn"]}
+             for table in ("ContactsTable", "NotesTable", "MembershipsTable", "ContactEmailsTable")]  # fmt: skip
     assert data == {"dynamodb:Query": swept, "dynamodb:BatchWriteItem": swept}  # no Scan, nothing else
     assert purge["dynamodb:GetRecords"] == [{"Fn::GetAtt": ["WorkspacesTable", "StreamArn"]}]
     assert purge["sqs:SendMessage"] == [{"Fn::GetAtt": ["WorkspacePurgeDeadLetterQueue", "Arn"]}]
@@ -219,6 +220,10 @@ def test_each_function_has_its_own_least_privilege_role(cfn: dict[str, Any]) -> 
     for table in ("ContactsTable", "NotesTable"):
         assert {"Fn::GetAtt": [table, "Arn"]} in api["dynamodb:BatchGetItem"]
     assert not [a for a, r in api.items() if a != "dynamodb:Query" and {"Fn::GetAtt": ["SearchTable", "Arn"]} in r]
+    # One contact per email: claims put and released in the contact's transactions, read for a 409.
+    claims = {"Fn::GetAtt": ["ContactEmailsTable", "Arn"]}
+    for action in ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"):
+        assert claims in api[action], action
 
 
 def test_iam_names_each_table_and_the_secret(cfn: dict[str, Any]) -> None:
@@ -243,6 +248,7 @@ def test_iam_names_each_table_and_the_secret(cfn: dict[str, Any]) -> None:
         "WorkspacesTable",
         "MembershipsTable",
         "SearchTable",
+        "ContactEmailsTable",
     ):
         assert table in table_refs
 

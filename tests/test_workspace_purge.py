@@ -49,8 +49,9 @@ def test_delete_removes_workspace_and_memberships_then_the_sweep_removes_the_dat
     assert Contact.count(workspace_id) == 30  # not yet: the stream consumer sweeps them
     dynamodb.reset()
     assert invoke(chalice_client, removal(team["item"])) == []
-    # Per partition one keys-only Query page; BatchWriteItem per 25 (30 contacts: 2, 3 notes: 1).
-    assert dynamodb.by_operation() == {"Query": 3, "BatchWriteItem": 3}
+    # Per partition (contacts, notes, email claims, memberships) one keys-only Query page;
+    # BatchWriteItem per 25 (30 contacts: 2, 3 notes: 1; none of these contacts has an email).
+    assert dynamodb.by_operation() == {"Query": 4, "BatchWriteItem": 3}
     assert Contact.count(workspace_id) == 0
     assert Note.count(workspace_id) == 0
     assert alice.get(f"/contacts/{team['personal_contact']}").status == 200  # personal data untouched

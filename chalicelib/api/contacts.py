@@ -26,6 +26,7 @@ contacts_api = ApiBlueprint(__name__)
         etag=True,
         role="editor",
         operation_id="createContact",
+        problems=(409,),
     ),
 )
 def create_contact() -> Response:
@@ -70,6 +71,7 @@ def get_contact(contact_id: str) -> Response:
         if_match=True,
         role="editor",
         operation_id="replaceContact",
+        problems=(409,),
     ),
 )
 def replace_contact(contact_id: str) -> Response:
@@ -91,6 +93,7 @@ def replace_contact(contact_id: str) -> Response:
         if_match=True,
         role="editor",
         operation_id="updateContact",
+        problems=(409,),
     ),
 )
 def patch_contact(contact_id: str) -> Response:

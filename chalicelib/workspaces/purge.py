@@ -25,7 +25,7 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 )
 
 from chalicelib import observability
-from chalicelib.models import Contact, Membership, Note
+from chalicelib.models import Contact, ContactEmail, Membership, Note
 from chalicelib.workspaces import store
 
 logger = logging.getLogger("contact_notes.workspace_purge")
@@ -53,6 +53,7 @@ def purge(workspace_id: str) -> dict[str, int]:
     counts = {
         "contacts": store.purge_partition(Contact, workspace_id),
         "notes": store.purge_partition(Note, workspace_id),
+        "contact_emails": store.purge_partition(ContactEmail, workspace_id),
         "memberships": store.purge_partition(Membership, workspace_id),
     }
     logger.info("workspace purged", extra={"workspace_id": workspace_id, **counts})

@@ -357,58 +357,74 @@ def _move_email(
 ) -> Contact:
     current = _current(owner_id, contact_id, expected_version)
     old = current.email_key
+    releasing, claiming = old is not None and old != key, key is not None and key != old
     email_actions = [Contact.email_key.set(key) if key else Contact.email_key.remove()]
 
     def write(txn: TransactWrite) -> None:
+        if releasing and old is not None:
+            _release(txn, owner_id, old, contact_id)
+        if claiming and key is not None:
+            _claim(txn, owner_id, key, contact_id)
         txn.update(
             Contact(owner_id, contact_id),
             actions=[*actions, *email_actions, Contact.version.add(1)],
-            condition=Contact.version == current.version,  # position 0: nothing changed since the read
+            condition=Contact.version == current.version,  # nothing changed since the read
         )
-        if old is not None and old != key:
-            _release(txn, owner_id, old, contact_id)
-        if key is not None and key != old:
-            _claim(txn, owner_id, key, contact_id)
 
     failed = _transact(Contact, new_id(), write)
-    if 0 in failed:
+    # Sent in this order (PynamoDB): deletes (the old claim), puts (the new one), updates.
+    claim_at, contact_at = int(releasing), int(releasing) + int(claiming)
+    if contact_at in failed:
+        _current(owner_id, contact_id, None)  # 404 if it was deleted meanwhile
         raise Conflict("The contact changed at the same moment; read it again and retry.")
-    if failed and key is not None:
-        raise _email_taken(owner_id, key)
-    if failed:  # the old claim was not this contact's: nothing to release, yet it was listed
+    if claiming and claim_at in failed:
+        raise _email_taken(owner_id, key or "")
+    if failed:  # the old claim is no longer this contact's
         raise Conflict("The contact's email claim changed at the same moment; retry.")
-    updated = _get_or_none(Contact, owner_id, contact_id)
-    if updated is None:
-        raise NotFound("Contact not found.")
-    return updated
+    return _current(owner_id, contact_id, None)
+
+
+DELETE_ATTEMPTS = 3  # a note added between the read and the delete makes it read again
 
 
 def delete_contact(owner_id: str, contact_id: str, expected_version: int | None) -> bool:
     """Delete the contact; return whether it ever had a note (its notes then need a sweep).
 
-    One DeleteItem for a contact without an email; one holding an email is read and deleted
-    with its claim in one transaction, so the email is free again exactly when it is gone.
+    One DeleteItem for a contact without an email. One holding an email is read and deleted
+    with its claim in one transaction, so the email is free again exactly when it is gone;
+    the transaction also requires the notes mark as read, so a note added meanwhile is
+    swept (a first note sets the mark without a new version).
     """
     condition = _version_condition(Contact, expected_version) & Contact.email_key.does_not_exist()
     try:
         with _dynamodb_errors():
-            out = Contact._get_connection().delete_item(
-                owner_id, contact_id, condition=condition, return_values=ALL_OLD
-            )
+            connection = Contact._get_connection()
+            out = connection.delete_item(owner_id, contact_id, condition=condition, return_values=ALL_OLD)
         return "has_notes" in (out.get("Attributes") or {})
     except PynamoDBException as exc:
         if not _condition_failed(exc):
             raise
-    current = _current(owner_id, contact_id, expected_version)
+    for _ in range(DELETE_ATTEMPTS):
+        current = _current(owner_id, contact_id, expected_version)  # 404 if gone, 412 if changed
+        if _delete_with_claim(current) is None:
+            return bool(current.has_notes)
+    raise Conflict("The contact changed at the same moment; read it again and retry.")
+
+
+def _delete_with_claim(current: Contact) -> list[int] | None:
+    """The transaction: the contact (as read) and its claim; None when it committed."""
+    owner_id, contact_id = current.owner_id, current.contact_id
+    notes_as_read = Contact.has_notes.exists() if current.has_notes else Contact.has_notes.does_not_exist()
 
     def write(txn: TransactWrite) -> None:
-        txn.delete(Contact(owner_id, contact_id), condition=Contact.version == current.version)
+        txn.delete(Contact(owner_id, contact_id), condition=(Contact.version == current.version) & notes_as_read)
         if current.email_key is not None:
             _release(txn, owner_id, current.email_key, contact_id)
 
-    if _transact(Contact, new_id(), write):
-        raise Conflict("The contact changed at the same moment; read it again and retry.")
-    return bool(current.has_notes)
+    failed = _transact(Contact, new_id(), write)
+    if failed and 0 not in failed:  # only the claim: it is no longer this contact's
+        raise Conflict("The contact's email claim changed at the same moment; retry.")
+    return failed or None
 
 
 def query_contacts(owner_id: str, limit: int, after_id: str | None) -> list[Contact]:

@@ -137,3 +137,40 @@ def test_a_deleted_workspaces_sweep_releases_its_emails(alice: Api, bob: Api, ch
     payload = chalice_client.lambda_.invoke("purge_workspaces", {"Records": [removal(item)]}).payload
     assert payload == {"batchItemFailures": []}
     assert ContactEmail.count(workspace_id) == 0
+
+
+def test_a_contact_without_an_email_given_a_taken_one_gets_the_409_naming_its_holder(alice: Api) -> None:
+    ada = alice.post("/contacts", {"first_name": "Ada", "email": "ada@example.org"}).json
+    plain = alice.post("/contacts", {"first_name": "Plain"}).json
+    _taken(alice.patch(f"/contacts/{plain['id']}", {"email": "ADA@example.org"}), ada)
+    _taken(alice.put(f"/contacts/{plain['id']}", {"first_name": "Plain", "email": "ada@example.org"}), ada)
+    assert alice.get(f"/contacts/{plain['id']}").json == plain
+
+
+def test_a_note_added_while_a_contact_with_an_email_is_deleted_goes_with_it(alice: Api) -> None:
+    """The first note marks its contact without a new version: the delete's transaction
+    requires the mark as it read it, reads again, and sweeps the note."""
+    ada = alice.post("/contacts", {"first_name": "Ada", "email": "ada@example.org"}).json
+    added: dict[str, Any] = {}
+
+    def note_meanwhile() -> None:
+        added.update(alice.post(f"/contacts/{ada['id']}/notes", {"body": "just in time"}).json)
+
+    with before_first("TransactWriteItems", note_meanwhile):
+        assert alice.delete(f"/contacts/{ada['id']}").status == 204
+    assert added["id"]
+    assert alice.get(f"/notes/{added['id']}").status == 404  # swept, not orphaned
+    assert alice.post("/contacts", {"first_name": "New", "email": "ada@example.org"}).status == 201
+
+
+def test_a_contact_deleted_while_its_email_moves_is_a_404(alice: Api) -> None:
+    ada = alice.post("/contacts", {"first_name": "Ada", "email": "ada@example.org"}).json
+
+    def deleted_meanwhile() -> None:
+        assert alice.delete(f"/contacts/{ada['id']}").status == 204
+
+    with before_first("TransactWriteItems", deleted_meanwhile):
+        reply = alice.patch(f"/contacts/{ada['id']}", {"email": "new@example.org"})
+    problem(reply, 404)
+    for email in ("ada@example.org", "new@example.org"):  # neither is held by anyone now
+        assert alice.post("/contacts", {"first_name": "X", "email": email}).status == 201

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import (
     DynamoDBRecord,
     DynamoDBRecordEventName,
@@ -23,6 +22,7 @@ from chalicelib import observability, store
 from chalicelib.ids import utc_now
 from chalicelib.models import PENDING
 from chalicelib.normalize import extract_tags, normalize_text
+from chalicelib.stream_batches import process_records
 
 logger = logging.getLogger("contact_notes.normalizer")
 
@@ -107,11 +107,4 @@ def handle_record(record: DynamoDBRecord) -> None:
 
 def handle_batch(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     """Entry point for the stream Lambda: returns {"batchItemFailures": [...]}."""
-    processor = BatchProcessor(event_type=EventType.DynamoDBStreams, raise_on_entire_batch_failure=False)
-    result: dict[str, Any] = dict(
-        process_partial_response(event=event, record_handler=handle_record, processor=processor, context=context)
-    )
-    failures: list[Any] = result.get("batchItemFailures") or []
-    if failures:
-        observability.count("StreamRecordsFailed", len(failures))
-    return result
+    return process_records(event, context, handle_record)

@@ -37,7 +37,6 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import (
     DynamoDBRecord,
     DynamoDBRecordEventName,
@@ -48,6 +47,7 @@ from chalicelib import observability
 from chalicelib.models import PENDING, SearchEntry
 from chalicelib.search import keys, text
 from chalicelib.store import batch_write
+from chalicelib.stream_batches import process_records
 
 logger = logging.getLogger("contact_notes.search_index")
 
@@ -187,11 +187,4 @@ def in_item_order() -> Callable[[DynamoDBRecord], None]:
 
 def handle_batch(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     """Entry point for the search stream Lambdas: returns {"batchItemFailures": [...]}."""
-    processor = BatchProcessor(event_type=EventType.DynamoDBStreams, raise_on_entire_batch_failure=False)
-    result: dict[str, Any] = dict(
-        process_partial_response(event=event, record_handler=in_item_order(), processor=processor, context=context)
-    )
-    failures: list[Any] = result.get("batchItemFailures") or []
-    if failures:
-        observability.count("StreamRecordsFailed", len(failures))
-    return result
+    return process_records(event, context, in_item_order())

@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import (
     DynamoDBRecord,
     DynamoDBRecordEventName,
@@ -26,6 +25,7 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 
 from chalicelib import observability
 from chalicelib.models import Contact, ContactEmail, Membership, Note
+from chalicelib.stream_batches import process_records
 from chalicelib.workspaces import store
 
 logger = logging.getLogger("contact_notes.workspace_purge")
@@ -69,11 +69,4 @@ def handle_record(record: DynamoDBRecord) -> None:
 
 def handle_batch(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     """Entry point for the stream Lambda: returns {"batchItemFailures": [...]}."""
-    processor = BatchProcessor(event_type=EventType.DynamoDBStreams, raise_on_entire_batch_failure=False)
-    result: dict[str, Any] = dict(
-        process_partial_response(event=event, record_handler=handle_record, processor=processor, context=context)
-    )
-    failures: list[Any] = result.get("batchItemFailures") or []
-    if failures:
-        observability.count("StreamRecordsFailed", len(failures))
-    return result
+    return process_records(event, context, handle_record)

@@ -80,6 +80,13 @@ class Api:
         headers = {"content-type": "application/x-www-form-urlencoded"}
         return self.request("POST", "/auth/token", raw=form, headers=headers, auth=False)
 
+    def refresh(self, token: str, workspace_id: str | None = None) -> Reply:
+        """The refresh grant: a new access token (and refresh token), into another workspace if named."""
+        form = f"grant_type=refresh_token&refresh_token={token}"
+        if workspace_id is not None:
+            form += f"&workspace_id={workspace_id}"
+        return self.token_form(form.encode())
+
     def login(self, username: str, password: str = PASSWORD) -> Reply:
         return self.token_form(f"username={username}&password={password}".encode())
 

@@ -21,13 +21,6 @@ from tests.conftest import TEST_SECRET, Api, CallCounter, before_first, problem
 NEW_PASSWORD = "a brand new passphrase"
 
 
-def refresh(api: Api, token: str, workspace_id: str | None = None) -> Reply:
-    form = f"grant_type=refresh_token&refresh_token={token}"
-    if workspace_id is not None:
-        form += f"&workspace_id={workspace_id}"
-    return api.token_form(form.encode())
-
-
 def claims(access_token: str) -> dict[str, Any]:
     return dict(jwt.decode(access_token, TEST_SECRET, algorithms=["HS256"], audience="contact-notes-api"))
 
@@ -75,8 +68,8 @@ def test_sign_in_answers_a_refresh_token_stored_only_as_a_hash(alice: Api) -> No
 def test_each_sign_in_starts_its_own_family(alice: Api) -> None:
     first, second = (alice.login("alice").json["refresh_token"] for _ in range(2))
     assert family_of(first) != family_of(second)
-    assert refresh(alice, first).status == 200
-    assert refresh(alice, second).status == 200
+    assert alice.refresh(first).status == 200
+    assert alice.refresh(second).status == 200
 
 
 # ---- rotation and reuse detection -------------------------------------------------------------
@@ -85,7 +78,7 @@ def test_each_sign_in_starts_its_own_family(alice: Api) -> None:
 def test_refresh_rotates_the_pair(alice: Api) -> None:
     token = alice.refresh_token or ""
     for _ in range(3):
-        reply = refresh(alice, token)
+        reply = alice.refresh(token)
         assert reply.status == 200, reply.body
         answer = reply.json
         assert set(answer) == {"access_token", "token_type", "expires_in", "refresh_token"}
@@ -104,38 +97,38 @@ def test_refresh_rotates_the_pair(alice: Api) -> None:
 
 def test_a_rotated_token_revokes_its_family(alice: Api) -> None:
     old = alice.refresh_token or ""
-    newest = refresh(alice, old).json["refresh_token"]
-    body = invalid_grant(refresh(alice, old))
+    newest = alice.refresh(old).json["refresh_token"]
+    body = invalid_grant(alice.refresh(old))
     assert "already used" in body["detail"]
-    invalid_grant(refresh(alice, newest))  # the family's newest token fails too
+    invalid_grant(alice.refresh(newest))  # the family's newest token fails too
     other = alice.login("alice").json["refresh_token"]
-    assert refresh(alice, other).status == 200  # another sign-in is another family
+    assert alice.refresh(other).status == 200  # another sign-in is another family
 
 
 def test_racing_refreshes_with_one_token_exactly_one_wins(alice: Api, dynamodb: CallCounter) -> None:
     """The competitor's refresh commits between this one's read and its write."""
     token = alice.refresh_token or ""
     rival: list[Reply] = []
-    with before_first("TransactWriteItems", lambda: rival.append(refresh(alice, token))):
-        loser = refresh(alice, token)
+    with before_first("TransactWriteItems", lambda: rival.append(alice.refresh(token))):
+        loser = alice.refresh(token)
     winner = rival[0]
     assert winner.status == 200, winner.body
     invalid_grant(loser)
     assert me(alice, winner.json["access_token"]).status == 200
     # The same token twice is reuse, however close together: the family is revoked.
-    invalid_grant(refresh(alice, winner.json["refresh_token"]))
+    invalid_grant(alice.refresh(winner.json["refresh_token"]))
 
 
 def test_the_lockout_guards_the_password_grant_only(anon: Api, alice: Api, limits: Any) -> None:
     limits(LOGIN_MAX_FAILURES=1, LOGIN_BACKOFF_BASE_SECONDS=600)
     problem(alice.login("alice", "wrong password!"), 401)
     problem(alice.login("alice"), 429)  # locked
-    assert refresh(anon, alice.refresh_token or "").status == 200
+    assert anon.refresh(alice.refresh_token or "").status == 200
 
 
 def test_refresh_needs_the_user(alice: Api) -> None:
     UserRecord("USER#" + alice.user["id"]).delete()
-    invalid_grant(refresh(alice, alice.refresh_token or ""))
+    invalid_grant(alice.refresh(alice.refresh_token or ""))
 
 
 # ---- expiry after REFRESH_TOKEN_DAYS without use ----------------------------------------------
@@ -165,10 +158,10 @@ def test_a_family_expires_after_refresh_token_days_of_inactivity(anon: Api, limi
     horizon = datetime.now(UTC) + timedelta(days=2)
     assert abs((_family(token).expires_at - horizon).total_seconds()) < 60  # the TTL attribute
     _last_used(token, days_ago=1.5, expires_in_days=0.5)
-    token = refresh(alice, token).json["refresh_token"]  # within the window: it slides
+    token = alice.refresh(token).json["refresh_token"]  # within the window: it slides
     assert abs((_family(token).expires_at - horizon).total_seconds()) < 60
     _last_used(token, days_ago=2.1, expires_in_days=-0.1)  # past the TTL, not yet deleted by DynamoDB
-    invalid_grant(refresh(alice, token))
+    invalid_grant(alice.refresh(token))
 
 
 def test_a_lowered_refresh_token_days_counts_at_once(anon: Api, limits: Any) -> None:
@@ -176,7 +169,7 @@ def test_a_lowered_refresh_token_days_counts_at_once(anon: Api, limits: Any) -> 
     token = alice.refresh_token or ""
     _last_used(token, days_ago=3, expires_in_days=27)  # within the 30 days it was issued for
     limits(REFRESH_TOKEN_DAYS=2)
-    invalid_grant(refresh(alice, token))
+    invalid_grant(alice.refresh(token))
 
 
 # ---- workspaces: membership and role read again on every refresh -------------------------------
@@ -191,15 +184,15 @@ def test_refresh_switches_workspace_and_rereads_the_role(alice: Api, dynamodb: C
     shared = new_id()
     _member(shared, alice.user["id"], "editor")
     dynamodb.reset()
-    reply = refresh(alice, alice.refresh_token or "", shared)
+    reply = alice.refresh(alice.refresh_token or "", shared)
     assert reply.status == 200, reply.body
     # Into a shared workspace: the membership is one GetItem more than a personal refresh.
     assert dynamodb.by_operation() == {"BatchGetItem": 1, "GetItem": 1, "TransactWriteItems": 1}
     assert (claims(reply.json["access_token"])["wid"], claims(reply.json["access_token"])["role"]) == (shared, "editor")
     _member(shared, alice.user["id"], "viewer")  # demoted
-    again = refresh(alice, reply.json["refresh_token"])  # no workspace_id: the family's workspace
+    again = alice.refresh(reply.json["refresh_token"])  # no workspace_id: the family's workspace
     assert (claims(again.json["access_token"])["wid"], claims(again.json["access_token"])["role"]) == (shared, "viewer")
-    home = refresh(alice, again.json["refresh_token"], alice.user["id"])
+    home = alice.refresh(again.json["refresh_token"], alice.user["id"])
     assert (claims(home.json["access_token"])["wid"], claims(home.json["access_token"])["role"]) == (
         alice.user["id"],
         "owner",
@@ -209,26 +202,26 @@ def test_refresh_switches_workspace_and_rereads_the_role(alice: Api, dynamodb: C
 def test_a_removed_member_cannot_refresh_into_the_workspace(alice: Api) -> None:
     shared = new_id()
     _member(shared, alice.user["id"], "admin")
-    token = refresh(alice, alice.refresh_token or "", shared).json["refresh_token"]
+    token = alice.refresh(alice.refresh_token or "", shared).json["refresh_token"]
     Membership(shared, alice.user["id"]).delete()
-    removed = problem(refresh(alice, token), 403)
+    removed = problem(alice.refresh(token), 403)
     assert removed["error"] == "invalid_scope"
-    unknown = problem(refresh(alice, token, new_id()), 403)  # a workspace that does not exist
+    unknown = problem(alice.refresh(token, new_id()), 403)  # a workspace that does not exist
     assert removed["detail"] == unknown["detail"]  # nothing tells them apart
     # Refused, not rotated: the same token still refreshes into a workspace of the user's.
-    home = refresh(alice, token, alice.user["id"])
+    home = alice.refresh(token, alice.user["id"])
     assert home.status == 200, home.body
 
 
 def test_refresh_into_someone_elses_workspace_is_403(alice: Api, bob: Api) -> None:
-    problem(refresh(alice, alice.refresh_token or "", bob.user["id"]), 403)  # bob's personal workspace
+    problem(alice.refresh(alice.refresh_token or "", bob.user["id"]), 403)  # bob's personal workspace
 
 
 def test_a_token_with_another_users_id_is_refused_and_harmless(alice: Api, bob: Api) -> None:
     token = alice.refresh_token or ""
     forged = ".".join([bob.user["id"], *token.split(".")[1:]])
-    invalid_grant(refresh(alice, forged))
-    assert claims(refresh(alice, token).json["access_token"])["sub"] == alice.user["id"]  # not revoked
+    invalid_grant(alice.refresh(forged))
+    assert claims(alice.refresh(token).json["access_token"])["sub"] == alice.user["id"]  # not revoked
 
 
 # ---- sign-out ---------------------------------------------------------------------------------
@@ -236,18 +229,18 @@ def test_a_token_with_another_users_id_is_refused_and_harmless(alice: Api, bob: 
 
 def test_sign_out_revokes_the_family(alice: Api, dynamodb: CallCounter) -> None:
     token = alice.refresh_token or ""
-    newest = refresh(alice, token).json["refresh_token"]
+    newest = alice.refresh(token).json["refresh_token"]
     other = alice.login("alice").json["refresh_token"]
     reply = alice.post("/auth/logout", {"refresh_token": newest}, auth=False)
     assert reply.status == 204 and reply.body == b""
-    invalid_grant(refresh(alice, newest))
+    invalid_grant(alice.refresh(newest))
     assert alice.post("/auth/logout", {"refresh_token": newest}, auth=False).status == 204  # idempotent
-    assert refresh(alice, other).status == 200  # other sign-ins go on
+    assert alice.refresh(other).status == 200  # other sign-ins go on
     # An older token of a family signs it out too (it proves the holder had it).
     rotated = alice.login("alice").json["refresh_token"]
-    current = refresh(alice, rotated).json["refresh_token"]
+    current = alice.refresh(rotated).json["refresh_token"]
     assert alice.post("/auth/logout", {"refresh_token": rotated}, auth=False).status == 204
-    invalid_grant(refresh(alice, current))
+    invalid_grant(alice.refresh(current))
 
 
 @pytest.mark.parametrize(
@@ -284,7 +277,7 @@ def test_sign_out_wants_json(anon: Api, alice: Api) -> None:
         "POST", "/auth/logout", raw=form, headers={"content-type": "application/x-www-form-urlencoded"}
     )
     problem(reply, 415)
-    assert refresh(alice, alice.refresh_token or "").status == 200  # nothing was signed out
+    assert alice.refresh(alice.refresh_token or "").status == 200  # nothing was signed out
 
 
 # ---- password change --------------------------------------------------------------------------
@@ -296,15 +289,15 @@ def change(api: Api, current: str = PASSWORD, new: str = NEW_PASSWORD) -> Reply:
 
 def test_password_change_revokes_every_sign_in(alice: Api) -> None:
     families = [alice.refresh_token or "", alice.login("alice").json["refresh_token"]]
-    families.append(refresh(alice, alice.login("alice").json["refresh_token"]).json["refresh_token"])
+    families.append(alice.refresh(alice.login("alice").json["refresh_token"]).json["refresh_token"])
     reply = change(alice)
     assert reply.status == 204 and reply.body == b""
     for token in families:
-        invalid_grant(refresh(alice, token))
+        invalid_grant(alice.refresh(token))
     invalid_grant(alice.login("alice"))  # the old password is gone
     signed_in = alice.login("alice", NEW_PASSWORD)
     assert signed_in.status == 200
-    assert refresh(alice, signed_in.json["refresh_token"]).status == 200
+    assert alice.refresh(signed_in.json["refresh_token"]).status == 200
     # The access token in hand stays valid until it expires (the documented window).
     assert alice.get("/auth/me").status == 200
 
@@ -319,7 +312,7 @@ def test_password_change_is_idempotent(alice: Api) -> None:
     version = user_version(alice)
     assert change(alice).status == 204  # the same request again (its answer was lost)
     assert user_version(alice) == version  # nothing written
-    assert refresh(alice, session).status == 200  # and it revoked nothing more
+    assert alice.refresh(session).status == 200  # and it revoked nothing more
     assert alice.login("alice", NEW_PASSWORD).status == 200
 
 
@@ -342,7 +335,7 @@ def test_the_old_password_retries_only_the_change_it_made(alice: Api) -> None:
 def test_password_change_with_a_wrong_current_password_is_403(alice: Api) -> None:
     body = problem(change(alice, current="not my password"), 403)
     assert "current password" in body["detail"]
-    assert refresh(alice, alice.refresh_token or "").status == 200  # nothing revoked
+    assert alice.refresh(alice.refresh_token or "").status == 200  # nothing revoked
     assert alice.login("alice").status == 200
 
 
@@ -420,7 +413,7 @@ OUR_SHAPE = "01M8FP1CYTGFW5FGC7TXSJ3ETH.01M8FP1CYTGFW5FGC7TXSJ3ETH." + "A" * 43
 def test_token_endpoint_problems_carry_oauth_errors(alice: Api, form: bytes, status: int, error: str) -> None:
     body = problem(alice.token_form(form), status)
     assert body["error"] == error
-    assert refresh(alice, alice.refresh_token or "").status == 200  # none of it touched the session
+    assert alice.refresh(alice.refresh_token or "").status == 200  # none of it touched the session
 
 
 def test_refresh_grant_wants_a_form(alice: Api) -> None:
@@ -432,8 +425,8 @@ def test_refresh_tokens_are_never_logged(anon: Api, caplog: pytest.LogCaptureFix
     with caplog.at_level(logging.DEBUG):
         alice = anon.sign_up("alice")
         first = alice.refresh_token or ""
-        second = refresh(alice, first).json["refresh_token"]
-        refresh(alice, first)  # reuse: revoked
+        second = alice.refresh(first).json["refresh_token"]
+        alice.refresh(first)  # reuse: revoked
         alice.post("/auth/logout", {"refresh_token": second}, auth=False)
     text = caplog.text + "".join(str(record.__dict__) for record in caplog.records)
     for token in (first, second):
@@ -448,6 +441,6 @@ def test_calls_for_sign_in_and_refresh(alice: Api, dynamodb: CallCounter) -> Non
     assert dynamodb.by_operation() == {"BatchGetItem": 1, "GetItem": 1, "TransactWriteItems": 1}
     assert dynamodb.limiter_calls == ["UpdateItem"]
     dynamodb.reset()
-    assert refresh(alice, token).status == 200
+    assert alice.refresh(token).status == 200
     assert dynamodb.by_operation() == {"BatchGetItem": 1, "TransactWriteItems": 1}
     assert dynamodb.limiter_calls == ["UpdateItem"]  # no lockout read: that is the password grant's

@@ -13,13 +13,6 @@ from tests.conftest import Api, problem
 from tests.workspaces import add, new_workspace, token_reply
 
 
-def _refresh(api: Api, token: str, workspace_id: str | None = None) -> Any:
-    form = f"grant_type=refresh_token&refresh_token={token}"
-    if workspace_id is not None:
-        form += f"&workspace_id={workspace_id}"
-    return api.token_form(form.encode())
-
-
 def _claims(answer: Any) -> dict[str, Any]:
     return dict(jwt.decode(answer.json["access_token"], options={"verify_signature": False}))
 
@@ -33,7 +26,7 @@ def test_a_member_signs_in_then_refreshes_within_the_workspace(alice: Api, bob: 
     add(alice, team, "bob", "editor")
     signed_in = token_reply(bob, "bob", team)
     assert (_claims(signed_in)["wid"], _claims(signed_in)["role"]) == (team, "editor")
-    refreshed = _refresh(bob, signed_in.json["refresh_token"])  # no workspace_id: the sign-in's
+    refreshed = bob.refresh(signed_in.json["refresh_token"])  # no workspace_id: the sign-in's
     assert refreshed.status == 200, refreshed.body
     assert (_claims(refreshed)["wid"], _claims(refreshed)["role"]) == (team, "editor")
     created = _as(bob, refreshed).post("/contacts", {"first_name": "Shared"})
@@ -50,7 +43,7 @@ def test_a_role_change_shows_in_the_next_access_token(alice: Api, bob: Api) -> N
     add(alice, team, "bob", "editor")
     token = token_reply(bob, "bob", team).json["refresh_token"]
     assert alice.patch(f"/workspaces/{team}/members/{bob.user['id']}", {"role": "viewer"}).status == 200
-    demoted = _refresh(bob, token)
+    demoted = bob.refresh(token)
     assert _claims(demoted)["role"] == "viewer"
     body = problem(_as(bob, demoted).post("/contacts", {"first_name": "Nope"}), 403)
     assert body["detail"] == "Your role in this workspace (viewer) cannot do this; it needs editor."
@@ -62,11 +55,11 @@ def test_a_removed_member_cannot_refresh_into_the_workspace_but_keeps_their_own(
     signed_in = token_reply(bob, "bob", team)
     access_before = _as(bob, signed_in)
     assert alice.delete(f"/workspaces/{team}/members/{bob.user['id']}").status == 204
-    removed = problem(_refresh(bob, signed_in.json["refresh_token"]), 403)
+    removed = problem(bob.refresh(signed_in.json["refresh_token"]), 403)
     assert removed["error"] == "invalid_scope"
-    elsewhere = problem(_refresh(bob, signed_in.json["refresh_token"], "not-a-workspace"), 403)
+    elsewhere = problem(bob.refresh(signed_in.json["refresh_token"], "not-a-workspace"), 403)
     assert elsewhere["detail"] == removed["detail"]  # a malformed id is refused alike
-    home = _refresh(bob, signed_in.json["refresh_token"], bob.user["id"])  # refused, not spent
+    home = bob.refresh(signed_in.json["refresh_token"], bob.user["id"])  # refused, not spent
     assert home.status == 200 and _claims(home)["wid"] == bob.user["id"]
     # The window: the access token issued before the removal works until it expires.
     assert access_before.get("/contacts").status == 200
@@ -77,7 +70,7 @@ def test_a_member_leaving_cannot_refresh_back_in(alice: Api, bob: Api) -> None:
     add(alice, team, "bob", "viewer")
     token = token_reply(bob, "bob", team).json["refresh_token"]
     assert bob.delete(f"/workspaces/{team}/members/{bob.user['id']}").status == 204
-    assert problem(_refresh(bob, token, team), 403)["error"] == "invalid_scope"
+    assert problem(bob.refresh(token, team), 403)["error"] == "invalid_scope"
 
 
 def test_after_a_workspace_is_deleted_no_refresh_reaches_it(alice: Api, bob: Api) -> None:
@@ -86,8 +79,8 @@ def test_after_a_workspace_is_deleted_no_refresh_reaches_it(alice: Api, bob: Api
     token = token_reply(bob, "bob", team).json["refresh_token"]
     owner_token = token_reply(alice, "alice", team).json["refresh_token"]
     assert alice.delete(f"/workspaces/{team}").status == 204
-    assert problem(_refresh(bob, token), 403)["error"] == "invalid_scope"
-    assert problem(_refresh(alice, owner_token), 403)["error"] == "invalid_scope"
+    assert problem(bob.refresh(token), 403)["error"] == "invalid_scope"
+    assert problem(alice.refresh(owner_token), 403)["error"] == "invalid_scope"
 
 
 def test_a_password_change_ends_sign_ins_into_every_workspace(alice: Api, bob: Api) -> None:
@@ -98,4 +91,4 @@ def test_a_password_change_ends_sign_ins_into_every_workspace(alice: Api, bob: A
     changed = bob.post("/auth/password", {"current_password": PASSWORD, "new_password": "a new one!"})
     assert changed.status == 204, changed.body
     for token in (in_team, at_home):
-        assert problem(_refresh(bob, token), 401)["error"] == "invalid_grant"
+        assert problem(bob.refresh(token), 401)["error"] == "invalid_grant"

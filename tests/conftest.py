@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -139,6 +140,32 @@ def dynamodb_error(code: str, message: str = "injected", **extra: Any) -> tuple[
     """
     http = type("Http", (), {"status_code": 400, "headers": {}})()
     return http, {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": 400}, **extra}
+
+
+def unprocessed(request: dict[str, Any]) -> tuple[object, dict[str, Any]]:
+    """DynamoDB's answer when throttling left a whole BatchWriteItem unprocessed (a 200)."""
+    http = type("Http", (), {"status_code": 200, "headers": {}})()
+    return http, {"UnprocessedItems": request["RequestItems"], "ResponseMetadata": {"HTTPStatusCode": 200}}
+
+
+@contextmanager
+def answering(operation: str, answer: Callable[[dict[str, Any]], Any], table: str | None = None) -> Iterator[None]:
+    """DynamoDB's answer to `operation` (on `table`, if named) replaced by answer(request)
+    whenever that returns one: at the SDK boundary, before the call is sent (nothing of
+    ours patched). `answer` returns None to let the call through."""
+
+    def hook(params: dict[str, Any], **_: Any) -> Any:
+        request = json.loads(params["body"])
+        if table in (None, request.get("TableName"), *request.get("RequestItems", {})):
+            return answer(request)
+        return None
+
+    events = dynamodb_client().meta.events
+    events.register_first(f"before-call.dynamodb.{operation}", hook)
+    try:
+        yield
+    finally:
+        events.unregister(f"before-call.dynamodb.{operation}", hook)
 
 
 @contextmanager

@@ -23,7 +23,8 @@ from chalice.test import Client
 from chalicelib import runtime
 from chalicelib.models import Workspace, dynamodb_client
 from chalicelib.search import keys
-from tests.conftest import Api, dynamodb_error
+from tests.conftest import Api, dynamodb_error, unprocessed
+from tests.conftest import answering as any_answering
 from tests.search import index_now
 from tests.streams import record, stored, stored_contact
 from tests.workspaces import acting_in, new_workspace, removal
@@ -116,30 +117,9 @@ def batch_requests() -> Iterator[list[list[tuple[str, str]]]]:
         events.unregister("before-parameter-build.dynamodb.BatchWriteItem", hook)
 
 
-@contextmanager
-def answering(operation: str, answer: Callable[[dict[str, Any]], Any]) -> Iterator[None]:
-    """DynamoDB's answer to `operation` on the search table replaced by answer(request) when it
-    returns one (at the SDK boundary, before the call is sent; nothing of ours patched)."""
-    table = runtime.settings().search_table
-
-    def hook(params: dict[str, Any], **_: Any) -> Any:
-        request = json.loads(params["body"])
-        if table in (request.get("TableName"), *request.get("RequestItems", {})):
-            return answer(request)
-        return None
-
-    events = dynamodb_client().meta.events
-    events.register_first(f"before-call.dynamodb.{operation}", hook)
-    try:
-        yield
-    finally:
-        events.unregister(f"before-call.dynamodb.{operation}", hook)
-
-
-def _unprocessed(request: dict[str, Any]) -> tuple[object, dict[str, Any]]:
-    """DynamoDB's answer when throttling left a whole BatchWriteItem unprocessed."""
-    http = type("Http", (), {"status_code": 200, "headers": {}})()
-    return http, {"UnprocessedItems": request["RequestItems"], "ResponseMetadata": {"HTTPStatusCode": 200}}
+def answering(operation: str, answer: Callable[[dict[str, Any]], Any]) -> Any:
+    """conftest.answering, on the search table."""
+    return any_answering(operation, answer, runtime.settings().search_table)
 
 
 # ---- what is indexed ---------------------------------------------------------------------------
@@ -435,7 +415,7 @@ def test_postings_go_25_to_a_call(alice: Api, chalice_client: Client) -> None:
     assert len(postings(alice.user["id"], note["id"])) == 60
 
 
-def test_unprocessed_postings_are_sent_again(alice: Api, chalice_client: Client) -> None:
+def testunprocessed_postings_are_sent_again(alice: Api, chalice_client: Client) -> None:
     owner = alice.user["id"]
     note = _note_of_60_words(alice, chalice_client)
     throttled = [2]  # twice nothing processed, then DynamoDB catches up
@@ -443,7 +423,7 @@ def test_unprocessed_postings_are_sent_again(alice: Api, chalice_client: Client)
     def throttling(request: dict[str, Any]) -> Any:
         if throttled[0]:
             throttled[0] -= 1
-            return _unprocessed(request)
+            return unprocessed(request)
         return None
 
     with search_calls() as calls, answering("BatchWriteItem", throttling):
@@ -453,11 +433,11 @@ def test_unprocessed_postings_are_sent_again(alice: Api, chalice_client: Client)
     assert document(owner, "note", note["id"])["version"] == 2  # type: ignore[index]
 
 
-def test_postings_left_unprocessed_fail_the_record_and_the_retry_finishes(alice: Api, chalice_client: Client) -> None:
+def test_postings_leftunprocessed_fail_the_record_and_the_retry_finishes(alice: Api, chalice_client: Client) -> None:
     owner = alice.user["id"]
     contact = alice.post("/contacts", JOSE).json
     delivery = record("INSERT", new=stored_contact(owner, contact["id"]))
-    with search_calls() as calls, answering("BatchWriteItem", _unprocessed):
+    with search_calls() as calls, answering("BatchWriteItem", unprocessed):
         assert invoke(chalice_client, "index_contacts", delivery) == [delivery["dynamodb"]["SequenceNumber"]]
     assert calls == ["GetItem"] + ["BatchWriteItem"] * 6  # sent, then resent 5 times
     assert document(owner, "contact", contact["id"]) is None  # nothing claimed done

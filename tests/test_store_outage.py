@@ -22,7 +22,7 @@ from chalice.test import Client
 from bench.calls import ROUTES, Route, fill, sender, world_for
 from chalicelib import runtime
 from chalicelib.models import dynamodb_client
-from tests.conftest import ROOT, Api, CallCounter, dynamodb_error, problem
+from tests.conftest import ROOT, Api, CallCounter, answering, dynamodb_error, problem, unprocessed
 
 LIMITER_TABLE = "contact-notes-rate-limits"
 API_GATEWAY_TIMEOUT_SECONDS = 29
@@ -268,19 +268,8 @@ def test_notes_left_unprocessed_by_a_throttled_sweep_are_a_503_and_a_retry_finis
     contact = alice.post("/contacts", {"first_name": "Swept"}).json
     notes = [alice.post(f"/contacts/{contact['id']}/notes", {"body": f"n{i}"}).json for i in range(3)]
 
-    def nothing_processed(params: dict[str, Any], **_: Any) -> tuple[object, dict[str, Any]]:
-        """DynamoDB's answer when throttled mid-batch: 200, every item handed back unprocessed."""
-        http = type("Http", (), {"status_code": 200, "headers": {}})()
-        unprocessed = json.loads(params["body"])["RequestItems"]
-        return http, {"UnprocessedItems": unprocessed, "ResponseMetadata": {"HTTPStatusCode": 200}}
-
-    events = dynamodb_client().meta.events
-    events.register_first("before-call.dynamodb.BatchWriteItem", nothing_processed)
-    try:
-        with caplog.at_level(logging.INFO):
-            reply = alice.delete(f"/contacts/{contact['id']}")
-    finally:
-        events.unregister("before-call.dynamodb.BatchWriteItem", nothing_processed)
+    with answering("BatchWriteItem", unprocessed), caplog.at_level(logging.INFO):
+        reply = alice.delete(f"/contacts/{contact['id']}")
     problem(reply, 503)
     assert reply.header("retry-after") == "1"
     _assert_one_quiet_line(caplog, "BatchWriteItem left items unprocessed")

@@ -5,14 +5,13 @@ records built from the table's items) sweeps its contacts and notes."""
 from __future__ import annotations
 
 import copy
-import json
 from typing import Any
 
 import pytest
 from chalice.test import Client
 
-from chalicelib.models import Contact, Membership, Note, Workspace, dynamodb_client
-from tests.conftest import Api, CallCounter, problem
+from chalicelib.models import Contact, Membership, Note, Workspace
+from tests.conftest import Api, CallCounter, answering, problem, unprocessed
 from tests.workspaces import acting_in, add, new_workspace, removal
 
 
@@ -101,17 +100,8 @@ def test_items_left_unprocessed_are_reported_and_a_retry_finishes(
     assert alice.delete(f"/workspaces/{team['id']}").status == 204
     record = removal(team["item"])
 
-    def nothing_processed(params: dict[str, Any], **_: Any) -> tuple[object, dict[str, Any]]:
-        http = type("Http", (), {"status_code": 200, "headers": {}})()
-        unprocessed = json.loads(params["body"])["RequestItems"]
-        return http, {"UnprocessedItems": unprocessed, "ResponseMetadata": {"HTTPStatusCode": 200}}
-
-    events = dynamodb_client().meta.events
-    events.register_first("before-call.dynamodb.BatchWriteItem", nothing_processed)
-    try:
+    with answering("BatchWriteItem", unprocessed):
         failed = invoke(chalice_client, record)
-    finally:
-        events.unregister("before-call.dynamodb.BatchWriteItem", nothing_processed)
     assert failed == [record["dynamodb"]["SequenceNumber"]]
     assert Contact.count(team["id"]) == 30  # nothing lost, nothing half-claimed
     assert invoke(chalice_client, record) == []  # the mapping's retry
@@ -125,20 +115,14 @@ def test_items_a_throttled_store_leaves_unprocessed_are_sent_again_with_backoff(
     assert alice.delete(f"/workspaces/{team['id']}").status == 204
     throttled = [2]
 
-    def throttling(params: dict[str, Any], **_: Any) -> tuple[object, dict[str, Any]] | None:
+    def throttling(request: dict[str, Any]) -> tuple[object, dict[str, Any]] | None:
         if not throttled[0]:
             return None  # DynamoDB caught up: the call goes through
         throttled[0] -= 1
-        http = type("Http", (), {"status_code": 200, "headers": {}})()
-        unprocessed = json.loads(params["body"])["RequestItems"]
-        return http, {"UnprocessedItems": unprocessed, "ResponseMetadata": {"HTTPStatusCode": 200}}
+        return unprocessed(request)
 
-    events = dynamodb_client().meta.events
-    events.register_first("before-call.dynamodb.BatchWriteItem", throttling)
-    try:
+    with answering("BatchWriteItem", throttling):
         assert invoke(chalice_client, removal(team["item"])) == []
-    finally:
-        events.unregister("before-call.dynamodb.BatchWriteItem", throttling)
     assert throttled == [0]
     assert Contact.count(team["id"]) == 0 and Note.count(team["id"]) == 0
 

@@ -183,23 +183,20 @@ def get_contact(owner_id: str, contact_id: str) -> ContactOut:
     return contact_out(_contact_or_404(owner_id, contact_id))
 
 
-def _contact_actions(settings: Settings, values: dict[str, Any]) -> list[Action]:
-    """SET the fields with a value, REMOVE those set to None; phone_e164 follows phone."""
+def _contact_changes(settings: Settings, values: dict[str, Any]) -> dict[str, Any]:
+    """The attributes a change sets (None: removes); phone_e164 follows phone."""
+    changes = {**values, "updated_at": utc_now()}
     if "phone" in values:
-        values = {**values, "phone_e164": _phone_e164(values["phone"], settings.default_phone_region)}
-    actions: list[Action] = [Contact.updated_at.set(utc_now())]
-    for name, value in values.items():
-        attribute = getattr(Contact, name)
-        actions.append(attribute.remove() if value is None else attribute.set(value))
-    return actions
+        changes["phone_e164"] = _phone_e164(values["phone"], settings.default_phone_region)
+    return changes
 
 
 def replace_contact(
     settings: Settings, owner_id: str, contact_id: str, data: ContactIn, if_match: int | None
 ) -> ContactOut:
     _require(contact_id, "Contact")
-    actions = _contact_actions(settings, data.model_dump())
-    return contact_out(store.update_contact(owner_id, contact_id, actions, if_match, new_email=data.email))
+    changes = _contact_changes(settings, data.model_dump())
+    return contact_out(store.update_contact(owner_id, contact_id, changes, if_match, new_email=data.email))
 
 
 def patch_contact(
@@ -209,9 +206,9 @@ def patch_contact(
     values = data.model_dump(include=data.model_fields_set)
     if not values:
         raise ValidationFailed("Send at least one field to change.")
-    actions = _contact_actions(settings, values)
+    changes = _contact_changes(settings, values)
     new_email = values.get("email", store.UNCHANGED)
-    return contact_out(store.update_contact(owner_id, contact_id, actions, if_match, new_email=new_email))
+    return contact_out(store.update_contact(owner_id, contact_id, changes, if_match, new_email=new_email))
 
 
 def delete_contact(owner_id: str, contact_id: str, if_match: int | None) -> None:

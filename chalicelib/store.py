@@ -313,17 +313,19 @@ def get_contact(owner_id: str, contact_id: str) -> Contact | None:
 def update_contact(
     owner_id: str,
     contact_id: str,
-    actions: list[Action],
+    changes: dict[str, Any],
     expected_version: int | None,
     new_email: str | Unchanged | None = UNCHANGED,
 ) -> Contact:
-    """Apply update actions to an existing contact; return the new item.
+    """Set the attributes `changes` names on an existing contact (None removes one); return
+    the new item.
 
     Without an email in the change, one UpdateItem. With one, the same UpdateItem on the
     condition that the contact already holds that email (ignoring case: a PUT that resends
     it); otherwise (the email really changes) the contact is read and one transaction moves
     the claim: release the old email, claim the new one (409 naming its holder if taken).
     """
+    actions = _set_or_remove(Contact, changes)
     if isinstance(new_email, Unchanged):
         return _update(Contact, owner_id, contact_id, actions, expected_version)
     key = contact_email_key(new_email)
@@ -339,7 +341,12 @@ def update_contact(
     except PynamoDBException as exc:
         if not _condition_failed(exc):
             raise
-    return _move_email(owner_id, contact_id, actions, expected_version, key)
+    return _move_email(owner_id, contact_id, changes, expected_version, key)
+
+
+def _set_or_remove(model: type[Contact], changes: dict[str, Any]) -> list[Action]:
+    return [getattr(model, name).remove() if value is None else getattr(model, name).set(value)
+            for name, value in changes.items()]  # fmt: skip
 
 
 def _current(owner_id: str, contact_id: str, expected_version: int | None) -> Contact:
@@ -353,12 +360,12 @@ def _current(owner_id: str, contact_id: str, expected_version: int | None) -> Co
 
 
 def _move_email(
-    owner_id: str, contact_id: str, actions: list[Action], expected_version: int | None, key: str | None
+    owner_id: str, contact_id: str, changes: dict[str, Any], expected_version: int | None, key: str | None
 ) -> Contact:
     current = _current(owner_id, contact_id, expected_version)
     old = current.email_key
     releasing, claiming = old is not None and old != key, key is not None and key != old
-    email_actions = [Contact.email_key.set(key) if key else Contact.email_key.remove()]
+    changes = {**changes, "email_key": key}
 
     def write(txn: TransactWrite) -> None:
         if releasing and old is not None:
@@ -367,7 +374,7 @@ def _move_email(
             _claim(txn, owner_id, key, contact_id)
         txn.update(
             Contact(owner_id, contact_id),
-            actions=[*actions, *email_actions, Contact.version.add(1)],
+            actions=[*_set_or_remove(Contact, changes), Contact.version.add(1)],
             condition=Contact.version == current.version,  # nothing changed since the read
         )
 
@@ -381,7 +388,10 @@ def _move_email(
         raise _email_taken(owner_id, key or "")
     if failed:  # the old claim is no longer this contact's
         raise Conflict("The contact's email claim changed at the same moment; retry.")
-    return _current(owner_id, contact_id, None)
+    for name, value in changes.items():  # what the transaction wrote: no read of it back
+        setattr(current, name, value)
+    current.version = int(current.version) + 1
+    return current
 
 
 DELETE_ATTEMPTS = 3  # a note added between the read and the delete makes it read again

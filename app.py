@@ -107,16 +107,17 @@ CONTACTS_STREAM_PLACEHOLDER = (
 @app.on_dynamodb_record(stream_arn=CONTACTS_STREAM_PLACEHOLDER, batch_size=100, starting_position="TRIM_HORIZON")
 def index_contacts(event: DynamoDBEvent) -> dict[str, Any]:
     """Keep the search index up to date with the contacts; report the records that failed."""
-    from chalicelib.search.index import handle_batch  # only the stream Lambda pays for it
-
-    observability.configure(settings())
-    return handle_batch(event.to_dict(), event.context)
+    return _index_for_search(event)
 
 
 @app.on_dynamodb_record(stream_arn=NOTES_STREAM_PLACEHOLDER, batch_size=100, starting_position="TRIM_HORIZON")
 def index_notes(event: DynamoDBEvent) -> dict[str, Any]:
     """Keep the search index up to date with the notes; report the records that failed."""
-    from chalicelib.search.index import handle_batch  # only the stream Lambda pays for it
+    return _index_for_search(event)
+
+
+def _index_for_search(event: DynamoDBEvent) -> dict[str, Any]:
+    from chalicelib.search.index import handle_batch  # only the stream Lambdas pay for it
 
     observability.configure(settings())
     return handle_batch(event.to_dict(), event.context)

@@ -193,11 +193,24 @@ def _documented_media_types(method: str, op: Operation) -> list[str]:
     return [MERGE_PATCH] if method == "PATCH" else json_media_types(method)
 
 
+FILE_EXAMPLES: dict[str, Any] = {
+    "text/csv": "First Name,Last Name,E-mail Address,Notes\r\nJohn,Doe,john@example.com,Met at the conference\r\n",
+    "text/vcard": "BEGIN:VCARD\r\nVERSION:3.0\r\nN:Doe;John;;;\r\nFN:John Doe\r\nEMAIL;TYPE=INTERNET:john@example.com"
+    "\r\nEND:VCARD\r\n",
+    "application/json": {
+        "format": "contact-notes",
+        "version": 1,
+        "contacts": [{"first_name": "John", "email": "john@example.com", "notes": [{"original_body": "Met him."}]}],
+    },
+}
+
+
 def _file_body(op: Operation) -> dict[str, Any]:
     def schema(media: str) -> dict[str, Any]:
         return {"type": "object"} if media == "application/json" else {"type": "string"}
 
-    return {"required": True, "content": {media: {"schema": schema(media)} for media in op.file_types}}
+    content = {media: {"schema": schema(media), "example": FILE_EXAMPLES[media]} for media in op.file_types}
+    return {"required": True, "content": content}
 
 
 def _request_body(method: str, op: Operation) -> dict[str, Any] | None:

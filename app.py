@@ -22,6 +22,7 @@ from chalice.app import DynamoDBEvent, Request, Response
 
 from chalicelib import cors, observability
 from chalicelib.api.auth import auth_api
+from chalicelib.api.batch import batch_api
 from chalicelib.api.contacts import contacts_api
 from chalicelib.api.docs import docs_api
 from chalicelib.api.gate import gate, jwt_auth
@@ -55,7 +56,17 @@ __all__ = [
 
 app = Chalice(app_name="contact-notes")
 app.api.cors = False
-for blueprint in (gate, auth_api, contacts_api, notes_api, workspaces_api, search_api, imports_api, docs_api):
+for blueprint in (
+    gate,
+    auth_api,
+    batch_api,
+    contacts_api,
+    notes_api,
+    workspaces_api,
+    search_api,
+    imports_api,
+    docs_api,
+):
     app.register_blueprint(blueprint)
 
 

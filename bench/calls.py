@@ -42,6 +42,10 @@ BUDGETS = {
     # A search (#14): one Query per term on the index, one BatchGetItem for the page, the limiter.
     "search, 1 term": 1 + 2,
     "search, 3 terms": 3 + 2,
+    # Bulk (#15): a batch of 100 creates, issue #15's budget; an import of 100 rows with an email and
+    # a note each: one BatchGetItem for the emails, at most 6 writes (the issue's budget), the limiter.
+    "batch of 100 creates": 8,
+    "import, 100 rows": 1 + 6 + 1,
 }
 
 
@@ -316,6 +320,16 @@ ROUTES = [
     Route("GET /search (no match)", "GET", "/search?q=zebra", 200, {"Query": 1}, "search, 1 term"),
     Route("GET /search (blank query: 422)", "GET", "/search?q=%20", 422, {}, "limiter only"),
     Route("GET /search (forged cursor)", "GET", "/search?q=john&cursor=xyz", 400, {}, "limiter only"),
+    # ---- bulk (#15): 100 creates in one batch; 100 rows of a JSON export, each with an email and a note.
+    Route("POST /contacts/batch (100 creates)", "POST", "/contacts/batch", 200,
+          {"BatchGetItem": 1, "TransactWriteItems": 2}, "batch of 100 creates",
+          body={"operations": [{"op": "create", "contact": {"first_name": f"P{i}", "email": f"batch{i}@example.com"}}
+                               for i in range(100)]}),
+    Route("POST /imports (100 rows, a note each)", "POST", "/imports", 200,
+          {"BatchGetItem": 1, "TransactWriteItems": 4}, "import, 100 rows",
+          body={"format": "contact-notes", "version": 1,
+                "contacts": [{"first_name": f"R{i}", "email": f"row{i}@example.com", "notes": [{"body": f"note {i}"}]}
+                             for i in range(100)]}),
     # Last: the failed attempt it records makes alice's next sign-in clear it (one DeleteItem
     # more), which `make bench`, sending every route as alice in turn, would charge to it.
     Route(

@@ -56,6 +56,7 @@ class Operation:
     etag: bool = False  # answers an ETag (the item's version)
     if_match: bool = False  # accepts If-Match (412 when stale)
     problems: tuple[int, ...] = ()
+    partial: bool = False  # also answers 207 Multi-Status, with the same schema: some items failed (a batch)
     # The least role in the token's workspace that may call it (chalicelib.roles); checked
     # from the token's claims before the view runs (no DynamoDB call), a 403 below it.
     role: Role = "viewer"
@@ -237,6 +238,8 @@ def _responses(path: str, op: Operation) -> dict[str, Any]:
     if op.response is not None:
         success["content"] = {"application/json": {"schema": _ref(op.response)}}
     responses: dict[str, Any] = {str(op.status): success}
+    if op.partial:
+        responses["207"] = {**success, "description": "Some items failed: each result says how"}
     for status in op.problem_statuses(path):
         responses[str(status)] = {
             "description": TITLES[status],

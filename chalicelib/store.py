@@ -270,6 +270,9 @@ def _email_taken(owner_id: str, key: str) -> Conflict:
     return Conflict(EMAIL_TAKEN, extra={"existing_id": claim.contact_id} if claim else {})
 
 
+email_taken = _email_taken  # for the bulk writes (chalicelib.transfer)
+
+
 def _claim(txn: TransactWrite, owner_id: str, key: str, contact_id: str) -> None:
     txn.save(ContactEmail(owner_id, key, contact_id=contact_id), condition=ContactEmail.email.does_not_exist())
 

@@ -119,6 +119,12 @@ class BatchIn(_Input):
     operations: list[Operation] = Field(
         min_length=1,
         max_length=MAX_OPERATIONS,
+        examples=[
+            [
+                {"op": "create", "contact": {"first_name": "John", "email": "john@example.com"}},
+                {"op": "upsert", "contact": {"first_name": "Jane", "email": "jane@example.com", "title": "CTO"}},
+            ]
+        ],
         description=f"At most {MAX_OPERATIONS} (more: 413). An operation that is invalid is answered 422 in its "
         "result; the others still run.",
     )

@@ -72,6 +72,10 @@ class Settings(BaseModel):
     # thousand-odd sign-ups would otherwise spend about 40 s of CPU hashing.
     password_hash_memory_kib: int = Field(default=OWASP_ARGON2_MEMORY_KIB, ge=8, le=1_048_576)
     password_hash_rounds: int = Field(default=OWASP_ARGON2_ROUNDS, ge=1, le=20)
+    # Transactions an import or a batch sends at once (chalicelib.transfer.bulk): a 10,000-row
+    # import is about 300 of them, which must fit in the API function's 25 s. Default 8; 1 on
+    # the local stage, whose embedded DynamoDB (moto) cannot run two transactions at once.
+    bulk_write_workers: int | None = Field(default=None, ge=1, le=16)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # JSON lines on deployed stages (CloudWatch Logs Insights), text locally; see observability.
     log_format: Literal["json", "text"] | None = None
@@ -115,6 +119,12 @@ class Settings(BaseModel):
         if value is not None and len(value.encode()) < MIN_SECRET_BYTES:
             raise ValueError(f"must be at least {MIN_SECRET_BYTES} bytes")
         return value
+
+    @property
+    def write_workers(self) -> int:
+        if self.bulk_write_workers is not None:
+            return self.bulk_write_workers
+        return 1 if self.stage == "local" else 8
 
     @property
     def signing_secret(self) -> str:

@@ -235,3 +235,26 @@ def test_a_row_whose_email_is_claimed_while_the_import_runs_is_reported(alice: A
     assert "while the import ran" in reply.json["errors"][0]["detail"]
     assert sorted(by_email(alice)) == ["a@example.com", "race@example.com"]
     assert by_email(alice)["race@example.com"]["first_name"] == "Quick"
+
+
+def test_rows_of_a_transaction_dynamodb_keeps_refusing_are_reported_and_the_rest_go_in(
+    alice: Api, dynamodb: CallCounter
+) -> None:
+    """Rows whose email is P0..P74 fill one transaction (50 rows, 100 actions) and a half; the
+    transaction holding P0 is throttled every time: its 50 rows are reported, nothing else lost."""
+    from tests.conftest import answering, dynamodb_error
+
+    def throttle_p0(request: dict[str, Any]) -> Any:
+        if '"p0@example.com"' in json.dumps(request):
+            return dynamodb_error("ThrottlingException", "Rate of requests exceeds the allowed throughput.")
+        return None
+
+    rows = [person(f"P{i}", f"p{i}@example.com") for i in range(75)]
+    with answering("TransactWriteItems", throttle_p0):
+        report = import_json(alice, backup(*rows)).json
+    assert (report["created"], report["failed"]) == (25, 50)
+    assert [e["row"] for e in report["errors"]] == list(range(1, 51))
+    assert all("import it again" in e["detail"] for e in report["errors"])
+    assert sorted(by_email(alice)) == sorted(f"p{i}@example.com" for i in range(50, 75))
+    again = import_json(alice, backup(*rows)).json  # the same file again: the missing rows go in
+    assert (again["created"], again["skipped"], again["failed"]) == (50, 25, 0)

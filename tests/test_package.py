@@ -340,3 +340,20 @@ def test_packaging_needs_no_aws_credentials(built: tuple[str, Bundle]) -> None:
     so any AWS call packaging made would have failed it: it makes none."""
     _, bundle = built
     assert bundle.zip_path.is_file() and bundle.template.is_file()
+
+
+def test_import_files_reach_the_function_byte_for_byte(cfn: dict[str, Any]) -> None:
+    """CSV and vCard bodies are binary media types on the gateway, so a UTF-16 or Windows-1252
+    file arrives base64-encoded and unaltered (as text, API Gateway would pass it on as UTF-8).
+    The app's own binary types stay Chalice's: its CSV and vCard exports answer as text, so a
+    client needs no particular Accept header to read them."""
+    from app import app
+    from chalicelib.api.imports import FORMAT_OF
+
+    (api,) = _of_type(cfn, "AWS::ApiGateway::RestApi")
+    binary = api["Properties"]["Body"]["x-amazon-apigateway-binary-media-types"]
+    files = [media for media, fmt in FORMAT_OF.items() if fmt != "json"]
+    assert set(files) <= set(binary)
+    assert set(app.api.binary_types) <= set(binary)  # Chalice's own, kept
+    assert not set(files) & set(app.api.binary_types)
+    assert "application/json" not in binary

@@ -16,7 +16,15 @@ from pydantic import ValidationError
 
 from chalicelib import store
 from chalicelib.config import Settings
-from chalicelib.errors import AppError, Conflict, NotFound, PayloadTooLarge, PreconditionFailed, ValidationFailed
+from chalicelib.errors import (
+    AppError,
+    Conflict,
+    NotFound,
+    PayloadTooLarge,
+    PreconditionFailed,
+    ServiceUnavailable,
+    ValidationFailed,
+)
 from chalicelib.ids import is_valid_id, new_id, utc_now
 from chalicelib.models import Contact, ContactEmail
 from chalicelib.schemas import Problem
@@ -90,7 +98,7 @@ def run_batch(settings: Settings, owner_id: str, operations: list[Any], *, share
             _plan(plan, index, parsed[index])
         except AppError as error:
             plan.problems[index] = error
-    failed = bulk.commit(plan.units, owner_id if shared else None)
+    failed = bulk.commit(plan.units, owner_id if shared else None, settings.write_workers)
     for index, label in failed.items():
         plan.results.pop(index, None)
         plan.problems[index] = _raced(owner_id, parsed[index], label)
@@ -236,6 +244,8 @@ def _delete(plan: _Plan, index: int, op: DeleteOp) -> None:
 def _raced(owner_id: str, op: Any, label: str) -> AppError:
     """What an operation whose condition failed at commit answers (someone wrote meanwhile)."""
     key = store.contact_email_key(_email(op))
+    if label == bulk.UNAVAILABLE:
+        return ServiceUnavailable("The database was too busy to apply this operation; send it again.")
     if label == "email" and key is not None:
         return store.email_taken(owner_id, key)
     return Conflict(CHANGED)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from pynamodb.expressions.condition import Condition
@@ -23,7 +24,7 @@ from pynamodb.expressions.update import Action
 from pynamodb.transactions import TransactWrite
 
 from chalicelib import store
-from chalicelib.errors import Forbidden
+from chalicelib.errors import Forbidden, ServiceUnavailable
 from chalicelib.ids import new_id
 from chalicelib.models import Contact, ContactEmail, Note, Workspace
 
@@ -86,25 +87,59 @@ def _size(item: Contact | ContactEmail | Note) -> int:
     return len(json.dumps(item.serialize(null_check=False), ensure_ascii=False).encode()) + 100
 
 
-def commit(units: list[Unit], shared_workspace: str | None = None) -> dict[int, str]:
-    """Write every unit; return {unit key: label of the action whose condition failed} for
-    those not written. In a shared workspace each transaction also checks that the workspace
-    still exists (chalicelib.store._check_workspace); if it is gone, Forbidden."""
+UNAVAILABLE = "unavailable"  # the label of units not written because DynamoDB stayed busy
+
+
+def commit(units: list[Unit], shared_workspace: str | None = None, workers: int = 1) -> dict[int, str]:
+    """Write every unit; return {unit key: label of the action whose condition failed, or
+    UNAVAILABLE} for those not written. In a shared workspace each transaction also checks that
+    the workspace still exists (chalicelib.store._check_workspace); if it is gone, Forbidden.
+
+    Transactions that touch no item an earlier one touches are sent concurrently (`workers` at
+    a time, Settings.write_workers); one that does waits for it (a batch's later operation on
+    the same contact).
+    """
     failed: dict[int, str] = {}
-    for group in _packed(units, reserved=1 if shared_workspace else 0):
-        pending = group
-        while pending:  # each round removes at least one unit, or ends
-            order = _send_order(pending, shared_workspace)
-            codes = store.transact(Contact, new_id(), _writer(pending, shared_workspace))
-            if not codes:
-                break
-            if shared_workspace and 0 in codes:
-                raise Forbidden(store.WORKSPACE_GONE)
-            for position in codes:
-                unit, label = order[position]
-                failed.setdefault(unit.key, label)
-            pending = [unit for unit in pending if unit.key not in failed]
+    for wave in _waves(_packed(units, reserved=1 if shared_workspace else 0)):
+        with ThreadPoolExecutor(min(workers, len(wave))) as pool:
+            for outcome in pool.map(lambda group: _commit_group(group, shared_workspace), wave):
+                failed.update(outcome)
     return failed
+
+
+def _commit_group(group: list[Unit], shared_workspace: str | None) -> dict[int, str]:
+    failed: dict[int, str] = {}
+    pending = group
+    while pending:  # each round removes at least one unit, or ends
+        order = _send_order(pending, shared_workspace)
+        try:
+            codes = store.transact(Contact, new_id(), _writer(pending, shared_workspace))
+        except ServiceUnavailable:  # throttled or unreachable even after retries: these units only
+            return failed | {unit.key: UNAVAILABLE for unit in pending}
+        if not codes:
+            break
+        if shared_workspace and 0 in codes:
+            raise Forbidden(store.WORKSPACE_GONE)
+        for position in codes:
+            unit, label = order[position]
+            failed.setdefault(unit.key, label)
+        pending = [unit for unit in pending if unit.key not in failed]
+    return failed
+
+
+def _waves(groups: list[list[Unit]]) -> list[list[list[Unit]]]:
+    """Groups in waves: a group goes in the wave after the last one touching any of its items."""
+    waves: list[list[list[Unit]]] = []
+    last_wave: dict[tuple[str, str, str], int] = {}
+    for group in groups:
+        items = {a.item for unit in group for a in unit.actions}
+        wave = 1 + max((last_wave[item] for item in items if item in last_wave), default=-1)
+        if wave == len(waves):
+            waves.append([])
+        waves[wave].append(group)
+        for item in items:
+            last_wave[item] = wave
+    return waves
 
 
 def _packed(units: list[Unit], reserved: int) -> list[list[Unit]]:
@@ -150,10 +185,14 @@ def _writer(units: list[Unit], shared_workspace: str | None) -> Callable[[Transa
 # ---- reading many items at once ------------------------------------------------------------
 
 
-def claims(owner_id: str, keys: list[str]) -> dict[str, str]:
-    """{email key: contact id} for the keys some contact of the workspace holds (BatchGetItem)."""
-    items = store.batch_get(ContactEmail, [(owner_id, key) for key in dict.fromkeys(keys)])
-    return {item.email: item.contact_id for item in items}
+def claims(owner_id: str, keys: list[str], workers: int = 1) -> dict[str, str]:
+    """{email key: contact id} for the keys some contact of the workspace holds (BatchGetItem,
+    100 keys per call, `workers` calls at a time)."""
+    wanted = [(owner_id, key) for key in dict.fromkeys(keys)]
+    chunks = [wanted[i : i + store.BATCH_GET_LIMIT] for i in range(0, len(wanted), store.BATCH_GET_LIMIT)]
+    with ThreadPoolExecutor(max(1, min(workers, len(chunks)))) as pool:
+        found = list(pool.map(lambda chunk: store.batch_get(ContactEmail, chunk), chunks))
+    return {item.email: item.contact_id for items in found for item in items}
 
 
 def contacts(owner_id: str, contact_ids: list[str]) -> dict[str, Contact]:

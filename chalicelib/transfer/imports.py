@@ -24,6 +24,7 @@ from chalicelib.transfer.records import MAX_ROWS, Record, RowError
 from chalicelib.transfer.schemas import ImportReport, ImportRowError
 
 RACED = "Another contact took this email while the import ran; import the row again."
+BUSY = "The database was too busy to write this row; import it again (rows already in are skipped)."
 GONE = "The contact with this email changed or was deleted while the import ran; import the row again."
 
 
@@ -82,7 +83,7 @@ def run_import(
         )
     tally = _Tally()
     entries = _merged(_valid(records, tally), on_conflict, tally)
-    holders = bulk.claims(owner_id, [key for e in entries if (key := e.email_key)])
+    holders = bulk.claims(owner_id, [key for e in entries if (key := e.email_key)], settings.write_workers)
     for entry in entries:
         entry.existing = holders.get(entry.email_key or "")
     if on_conflict == "skip":
@@ -154,10 +155,10 @@ def _write(settings: Settings, owner_id: str, entries: list[_Entry], shared: boo
     units: list[bulk.Unit] = []
     for index, entry in enumerate(entries):
         units += _units(settings, owner_id, index, entry, now)
-    failed = bulk.commit(units, owner_id if shared else None)
+    failed = bulk.commit(units, owner_id if shared else None, settings.write_workers)
     for index, label in failed.items():
         entry = entries[index]
-        detail = RACED if label == "email" else GONE
+        detail = {"email": RACED, bulk.UNAVAILABLE: BUSY}.get(label, GONE)
         tally.fail([RowError(row, detail, "email") for row in entry.rows])
     return [entry for index, entry in enumerate(entries) if index not in failed]
 

@@ -25,6 +25,7 @@ from chalicelib.api.auth import auth_api
 from chalicelib.api.contacts import contacts_api
 from chalicelib.api.docs import docs_api
 from chalicelib.api.gate import gate, jwt_auth
+from chalicelib.api.imports import imports_api
 from chalicelib.api.notes import notes_api
 from chalicelib.api.routing import API
 from chalicelib.api.search import search_api
@@ -54,7 +55,7 @@ __all__ = [
 
 app = Chalice(app_name="contact-notes")
 app.api.cors = False
-for blueprint in (gate, auth_api, contacts_api, notes_api, workspaces_api, search_api, docs_api):
+for blueprint in (gate, auth_api, contacts_api, notes_api, workspaces_api, search_api, imports_api, docs_api):
     app.register_blueprint(blueprint)
 
 

@@ -48,7 +48,9 @@ class Operation:
     status: int = 200
     response: type[BaseModel] | None = None
     body: type[BaseModel] | None = None
-    body_media: Literal["json", "form"] = "json"
+    body_media: Literal["json", "form", "file"] = "json"
+    # body_media "file": the body is a file in one of these media types (no model), e.g. POST /imports.
+    file_types: tuple[str, ...] = ()
     query: type[BaseModel] | None = None
     public: bool = False
     etag: bool = False  # answers an ETag (the item's version)
@@ -68,7 +70,7 @@ class Operation:
             statuses.add(401)
         if self.role != "viewer":
             statuses.add(403)
-        if self.body is not None:
+        if self.body is not None or self.body_media == "file":
             statuses |= {400, 413, 415, 422}
         if "{" in path:
             statuses.add(404)
@@ -191,7 +193,29 @@ def _documented_media_types(method: str, op: Operation) -> list[str]:
     return [MERGE_PATCH] if method == "PATCH" else json_media_types(method)
 
 
+FILE_EXAMPLES: dict[str, Any] = {
+    "text/csv": "First Name,Last Name,E-mail Address,Notes\r\nJohn,Doe,john@example.com,Met at the conference\r\n",
+    "text/vcard": "BEGIN:VCARD\r\nVERSION:3.0\r\nN:Doe;John;;;\r\nFN:John Doe\r\nEMAIL;TYPE=INTERNET:john@example.com"
+    "\r\nEND:VCARD\r\n",
+    "application/json": {
+        "format": "contact-notes",
+        "version": 1,
+        "contacts": [{"first_name": "John", "email": "john@example.com", "notes": [{"original_body": "Met him."}]}],
+    },
+}
+
+
+def _file_body(op: Operation) -> dict[str, Any]:
+    def schema(media: str) -> dict[str, Any]:
+        return {"type": "object"} if media == "application/json" else {"type": "string"}
+
+    content = {media: {"schema": schema(media), "example": FILE_EXAMPLES[media]} for media in op.file_types}
+    return {"required": True, "content": content}
+
+
 def _request_body(method: str, op: Operation) -> dict[str, Any] | None:
+    if op.body_media == "file":
+        return _file_body(op)
     if op.body is None:
         return None
     example = _example(op.body)
@@ -272,6 +296,7 @@ def build_document(routes: dict[str, dict[str, Any]], version: str = "1.0.0") ->
             {"name": "notes", "description": "Notes on contacts, normalized after they are saved"},
             {"name": "workspaces", "description": "Workspaces, their members and roles"},
             {"name": "search", "description": "Contacts and notes by what they say"},
+            {"name": "import and export", "description": "Files in (CSV, vCard, JSON) and out, and batches"},
             {"name": "service", "description": "Health"},
         ],
         "paths": paths,

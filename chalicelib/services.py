@@ -118,7 +118,7 @@ def current_user(user_id: str, workspace_id: str | None = None, role: str = OWNE
 # ---- contacts ------------------------------------------------------------------------
 
 
-def _phone_e164(phone: str | None, region: str) -> str | None:
+def phone_e164(phone: str | None, region: str) -> str | None:
     """E.164 form of a phone number that parses and is valid; None otherwise (kept as given)."""
     if not phone:
         return None
@@ -162,7 +162,7 @@ def create_contact(settings: Settings, owner_id: str, data: ContactIn, *, shared
         owner_id,
         new_id(),
         **data.model_dump(),
-        phone_e164=_phone_e164(data.phone, settings.default_phone_region),
+        phone_e164=phone_e164(data.phone, settings.default_phone_region),
         created_at=now,
         updated_at=now,
         version=1,
@@ -187,7 +187,7 @@ def _contact_changes(settings: Settings, values: dict[str, Any]) -> dict[str, An
     """The attributes a change sets (None: removes); phone_e164 follows phone."""
     changes = {**values, "updated_at": utc_now()}
     if "phone" in values:
-        changes["phone_e164"] = _phone_e164(values["phone"], settings.default_phone_region)
+        changes["phone_e164"] = phone_e164(values["phone"], settings.default_phone_region)
     return changes
 
 

@@ -43,7 +43,7 @@ def test_every_api_route_and_method_is_documented(document: dict[str, Any]) -> N
     assert documented == api_routes == set(OPERATIONS)
 
 
-TAGS = {"auth", "contacts", "notes", "search", "service", "workspaces"}
+TAGS = {"auth", "contacts", "notes", "search", "service", "workspaces", "import and export"}
 
 
 def test_operations_describe_inputs_outputs_and_problems(document: dict[str, Any]) -> None:
@@ -99,6 +99,7 @@ EXPECTED_OPERATION_IDS = {
     ("patch", "/workspaces/{workspace_id}/members/{user_id}"): "updateMember",
     ("delete", "/workspaces/{workspace_id}/members/{user_id}"): "removeMember",
     ("get", "/search"): "search",
+    ("post", "/imports"): "importContacts",
 }
 
 
@@ -152,6 +153,8 @@ def test_request_bodies_list_only_what_the_server_reads(document: dict[str, Any]
     for (method, path), media_types in bodies.items():
         if path == API + "/auth/token":
             assert media_types == ["application/x-www-form-urlencoded"]
+        elif path == API + "/imports":  # a file: CSV, vCard or this API's JSON export
+            assert media_types == ["text/csv", "text/vcard", "application/json"]
         elif method == "patch":
             assert media_types == ["application/merge-patch+json"], path
         else:

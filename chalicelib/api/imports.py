@@ -1,0 +1,80 @@
+"""Import (#15): a file of contacts (CSV, vCard, our JSON export) into the token's workspace."""
+
+from __future__ import annotations
+
+from chalice.app import Response
+
+from chalicelib.api.routing import ApiBlueprint
+from chalicelib.errors import PayloadTooLarge, UnsupportedMediaType
+from chalicelib.openapi import Operation
+from chalicelib.runtime import settings
+from chalicelib.transfer.parse import Format
+from chalicelib.transfer.records import MAX_BYTES
+from chalicelib.transfer.schemas import IMPORT_DESCRIPTION, ImportQuery, ImportReport
+from chalicelib.web import json_response
+
+imports_api = ApiBlueprint(__name__)
+
+# What a file's Content-Type says its format is (?format= overrides it, whatever the type).
+FORMAT_OF: dict[str, Format] = {
+    "text/csv": "csv",
+    "application/csv": "csv",
+    "text/comma-separated-values": "csv",
+    "text/vcard": "vcard",
+    "text/x-vcard": "vcard",
+    "text/directory": "vcard",
+    "application/json": "json",
+}
+# On API Gateway these arrive base64-encoded (template's BinaryMediaTypes), so a UTF-16 or
+# Windows-1252 file reaches the view byte for byte; locally Chalice hands the bytes over as they came.
+FILE_TYPES = ("text/csv", "text/vcard", "application/json")
+
+
+@imports_api.operation(
+    "/imports",
+    ["POST"],
+    Operation(
+        "Import contacts from a file",
+        "import and export",
+        response=ImportReport,
+        query=ImportQuery,
+        body_media="file",
+        file_types=FILE_TYPES,
+        role="editor",
+        operation_id="importContacts",
+        description=IMPORT_DESCRIPTION,
+        problems=(400, 413, 415),
+    ),
+    content_types=["*/*"],
+)
+def import_contacts() -> Response:
+    from chalicelib.transfer.imports import run_import
+    from chalicelib.transfer.parse import parse
+
+    request = imports_api.request
+    query = imports_api.query(ImportQuery)
+    media = str(request.headers.get("content-type", "")).split(";")[0].strip().lower()
+    fmt: Format | None = query.format or FORMAT_OF.get(media)
+    if fmt is None:
+        raise UnsupportedMediaType(
+            f"Send the file as text/csv, text/vcard or application/json (this API's JSON export), "
+            f"or name its format with ?format=csv|vcard|json; not {media or 'without a Content-Type'}."
+        )
+    body = request.raw_body or b""
+    if isinstance(body, str):
+        body = body.encode()
+    if len(body) > MAX_BYTES:
+        raise PayloadTooLarge(
+            f"The file is {len(body):,} bytes; at most {MAX_BYTES:,} per request. Split it "
+            "(`contact-notes import` does that for you)."
+        )
+    records = parse(body, fmt, query.mapping_object())
+    report = run_import(
+        settings(),
+        imports_api.owner(),
+        records,
+        on_conflict=query.on_conflict,
+        dry_run=query.dry_run,
+        shared=imports_api.shared(),
+    )
+    return json_response(report)

@@ -1,0 +1,189 @@
+"""The bulk write engine: many contacts, their email claims and notes in few DynamoDB calls.
+
+A `Unit` is everything one row of an import or one operation of a batch writes, all or nothing
+(a contact, its email claim, its notes). Units are packed, in order, into TransactWriteItems of
+at most 100 actions and about 3.5 MB (DynamoDB's limits: 100 actions, 4 MB). Transactions, not
+BatchWriteItem, because one contact per email is kept by the claim's put condition, which only
+a transaction can tie to the contact's own write. A transaction cancelled because some unit's
+condition failed (an email claimed meanwhile, a contact changed or deleted) is sent again
+without those units, which are reported: one unit's failure never undoes another's.
+
+Written here rather than taken from a library: PynamoDB offers transactions and batch writes,
+not the packing and the retry-without-the-failed-units that bulk imports need.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from pynamodb.expressions.condition import Condition
+from pynamodb.expressions.update import Action
+from pynamodb.transactions import TransactWrite
+
+from chalicelib import store
+from chalicelib.errors import Forbidden
+from chalicelib.ids import new_id
+from chalicelib.models import Contact, ContactEmail, Note, Workspace
+
+MAX_ACTIONS = 100  # per TransactWriteItems
+MAX_BYTES = 3_500_000  # per TransactWriteItems, estimated, under DynamoDB's 4 MB
+NOTES_PER_UNIT = 48  # a row's notes beyond these go in follow-up units (notes_unit)
+NOTE_BYTES_PER_UNIT = 3_000_000
+
+CHECK, DELETE, PUT, UPDATE = range(4)  # the order PynamoDB sends a transaction's actions in
+
+Adder = Callable[[TransactWrite], None]
+
+
+@dataclass
+class _Action:
+    kind: int
+    label: str  # what failed, when its condition does: "contact", "email", "old_email", "note"
+    item: tuple[str, str, str]  # (table, hash key, range key): one action per item per transaction
+    add: Adder
+    size: int
+
+
+@dataclass
+class Unit:
+    """What one row or operation writes, all or nothing. `key`: the caller's index for it."""
+
+    key: int
+    actions: list[_Action] = field(default_factory=list)
+
+    @property
+    def size(self) -> int:
+        return sum(a.size for a in self.actions)
+
+    def put(self, label: str, item: Contact | ContactEmail | Note, condition: Condition | None) -> None:
+        def add(txn: TransactWrite) -> None:
+            txn.save(item, condition=condition)
+
+        self.actions.append(_Action(PUT, label, _key(item), add, _size(item)))
+
+    def update(self, label: str, item: Contact, actions: list[Action], condition: Condition | None) -> None:
+        def add(txn: TransactWrite) -> None:
+            txn.update(item, actions=actions, condition=condition)
+
+        self.actions.append(_Action(UPDATE, label, _key(item), add, 300 + 300 * len(actions)))
+
+    def delete(self, label: str, item: Contact | ContactEmail, condition: Condition | None) -> None:
+        def add(txn: TransactWrite) -> None:
+            txn.delete(item, condition=condition)
+
+        self.actions.append(_Action(DELETE, label, _key(item), add, 200))
+
+
+def _key(item: Contact | ContactEmail | Note) -> tuple[str, str, str]:
+    hash_name, range_name = item._hash_key_attribute().attr_name, item._range_key_attribute().attr_name
+    return (item.Meta.table_name, str(getattr(item, hash_name)), str(getattr(item, range_name)))
+
+
+def _size(item: Contact | ContactEmail | Note) -> int:
+    """Roughly the bytes the item takes in a request (names, values and JSON punctuation)."""
+    return len(json.dumps(item.serialize(null_check=False), ensure_ascii=False).encode()) + 100
+
+
+def commit(units: list[Unit], shared_workspace: str | None = None) -> dict[int, str]:
+    """Write every unit; return {unit key: label of the action whose condition failed} for
+    those not written. In a shared workspace each transaction also checks that the workspace
+    still exists (chalicelib.store._check_workspace); if it is gone, Forbidden."""
+    failed: dict[int, str] = {}
+    for group in _packed(units, reserved=1 if shared_workspace else 0):
+        pending = group
+        while pending:  # each round removes at least one unit, or ends
+            order = _send_order(pending, shared_workspace)
+            codes = store.transact(Contact, new_id(), _writer(pending, shared_workspace))
+            if not codes:
+                break
+            if shared_workspace and 0 in codes:
+                raise Forbidden(store.WORKSPACE_GONE)
+            for position in codes:
+                unit, label = order[position]
+                failed.setdefault(unit.key, label)
+            pending = [unit for unit in pending if unit.key not in failed]
+    return failed
+
+
+def _packed(units: list[Unit], reserved: int) -> list[list[Unit]]:
+    """Consecutive units grouped into transactions, in order; a unit touching an item the
+    current transaction already touches starts the next one (DynamoDB refuses two actions on
+    one item in a transaction, and the later unit must see the earlier one's result)."""
+    groups: list[list[Unit]] = []
+    current: list[Unit] = []
+    count, size, items = reserved, 0, set[tuple[str, str, str]]()
+    for unit in units:
+        touched = {a.item for a in unit.actions}
+        if current and (count + len(unit.actions) > MAX_ACTIONS or size + unit.size > MAX_BYTES or touched & items):
+            groups.append(current)
+            current, count, size, items = [], reserved, 0, set()
+        current.append(unit)
+        count, size, items = count + len(unit.actions), size + unit.size, items | touched
+    if current:
+        groups.append(current)
+    return groups
+
+
+def _send_order(units: list[Unit], shared_workspace: str | None) -> list[tuple[Unit, str]]:
+    """Which unit and action each position of the transaction is (for its cancellation reasons)."""
+    order: list[tuple[Unit, str]] = []
+    if shared_workspace:
+        order.append((units[0], "workspace"))
+    for kind in (CHECK, DELETE, PUT, UPDATE):
+        order.extend((unit, a.label) for unit in units for a in unit.actions if a.kind == kind)
+    return order
+
+
+def _writer(units: list[Unit], shared_workspace: str | None) -> Callable[[TransactWrite], None]:
+    def write(txn: TransactWrite) -> None:
+        if shared_workspace:
+            txn.condition_check(Workspace, shared_workspace, condition=Workspace.workspace_id.exists())
+        for unit in units:
+            for action in unit.actions:
+                action.add(txn)
+
+    return write
+
+
+# ---- reading many items at once ------------------------------------------------------------
+
+
+def claims(owner_id: str, keys: list[str]) -> dict[str, str]:
+    """{email key: contact id} for the keys some contact of the workspace holds (BatchGetItem)."""
+    items = store.batch_get(ContactEmail, [(owner_id, key) for key in dict.fromkeys(keys)])
+    return {item.email: item.contact_id for item in items}
+
+
+def contacts(owner_id: str, contact_ids: list[str]) -> dict[str, Contact]:
+    """The contacts that exist among these ids (BatchGetItem)."""
+    items = store.batch_get(Contact, [(owner_id, cid) for cid in dict.fromkeys(contact_ids)])
+    return {item.contact_id: item for item in items}
+
+
+def notes_units(key: int, contact: Contact, notes: list[Note]) -> tuple[list[Note], list[Unit]]:
+    """Split a contact's new notes: those that go in its own unit, and follow-up units for the
+    rest (each marks the contact as having notes, on the condition that it exists)."""
+    first, rest = _take(notes, NOTES_PER_UNIT)
+    units = []
+    while rest:
+        chunk, rest = _take(rest, MAX_ACTIONS - 2)
+        unit = Unit(key)
+        unit.update("contact", Contact(contact.owner_id, contact.contact_id), [Contact.has_notes.set(True)],
+                    Contact.contact_id.exists())  # fmt: skip
+        for note in chunk:
+            unit.put("note", note, None)
+        units.append(unit)
+    return first, units
+
+
+def _take(notes: list[Note], count: int) -> tuple[list[Note], list[Note]]:
+    """The first notes up to `count` and NOTE_BYTES_PER_UNIT (at least one), and the rest."""
+    taken, size = 0, 0
+    while taken < min(count, len(notes)):
+        size += _size(notes[taken])
+        if taken and size > NOTE_BYTES_PER_UNIT:
+            break
+        taken += 1
+    return notes[:taken], notes[taken:]

@@ -1,0 +1,202 @@
+"""POST /imports: a file's records validated, matched by email, and written in bulk.
+
+Calls: one BatchGetItem per 100 distinct emails (which of them a contact already has), then the
+bulk engine's transactions (about three per 100 rows with an email and a note each). A dry run
+makes the reads only, so its report is the real run's, barring writes by others meanwhile.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import ValidationError
+
+from chalicelib import store
+from chalicelib.config import Settings
+from chalicelib.errors import PayloadTooLarge
+from chalicelib.ids import new_id, utc_now
+from chalicelib.models import PENDING, Contact, ContactEmail, Note, contact_note_key
+from chalicelib.schemas import ContactIn, NoteIn
+from chalicelib.services import phone_e164
+from chalicelib.transfer import bulk
+from chalicelib.transfer.records import MAX_ROWS, Record, RowError
+from chalicelib.transfer.schemas import ImportReport, ImportRowError
+
+RACED = "Another contact took this email while the import ran; import the row again."
+GONE = "The contact with this email changed or was deleted while the import ran; import the row again."
+
+
+@dataclass
+class _Entry:
+    """A valid record (or several with one email, merged) and what it will do."""
+
+    row: int
+    data: dict[str, Any]  # ContactIn's fields, absent ones left out
+    notes: list[str]
+    rows: list[int] = field(default_factory=list)  # every row merged into it, its own first
+    existing: str | None = None  # the id of the contact with its email, if one has it
+
+    @property
+    def email_key(self) -> str | None:
+        return store.contact_email_key(self.data.get("email"))
+
+
+@dataclass
+class _Tally:
+    created: int = 0
+    updated: int = 0
+    skipped: int = 0
+    notes_created: int = 0
+    errors: list[RowError] = field(default_factory=list)
+
+    def fail(self, errors: list[RowError]) -> None:
+        self.errors.extend(errors)
+
+    def report(self, dry_run: bool) -> ImportReport:
+        ordered = sorted(self.errors, key=lambda e: e.row)
+        return ImportReport(
+            created=self.created,
+            updated=self.updated,
+            skipped=self.skipped,
+            failed=len({e.row for e in ordered}),
+            notes_created=self.notes_created,
+            errors=[ImportRowError(row=e.row, field=e.field, detail=e.detail) for e in ordered],
+            dry_run=dry_run,
+        )
+
+
+def run_import(
+    settings: Settings,
+    owner_id: str,
+    records: list[Record],
+    *,
+    on_conflict: Literal["skip", "update"],
+    dry_run: bool,
+    shared: bool,
+) -> ImportReport:
+    if len(records) > MAX_ROWS:
+        raise PayloadTooLarge(
+            f"The file has {len(records):,} rows; at most {MAX_ROWS:,} per request. Split it "
+            "(`contact-notes import` does that for you)."
+        )
+    tally = _Tally()
+    entries = _merged(_valid(records, tally), on_conflict, tally)
+    holders = bulk.claims(owner_id, [key for e in entries if (key := e.email_key)])
+    for entry in entries:
+        entry.existing = holders.get(entry.email_key or "")
+    if on_conflict == "skip":
+        tally.skipped += sum(len(e.rows) for e in entries if e.existing)
+        entries = [e for e in entries if not e.existing]
+    if not dry_run:
+        entries = _write(settings, owner_id, entries, shared, tally)
+    for entry in entries:  # what was written (all of them, in a dry run)
+        tally.created += 0 if entry.existing else 1
+        tally.updated += len(entry.rows) - (0 if entry.existing else 1)
+        tally.notes_created += len(entry.notes)
+    return tally.report(dry_run)
+
+
+def _valid(records: list[Record], tally: _Tally) -> list[_Entry]:
+    """The records the schema accepts (ContactIn and NoteIn, as POST /contacts would); the
+    others reported, each error with its field."""
+    entries = []
+    for record in records:
+        if record.errors:
+            tally.fail(record.errors)
+            continue
+        errors: list[RowError] = []
+        try:
+            data = ContactIn.model_validate(record.fields).model_dump(exclude_none=True)
+        except ValidationError as exc:
+            errors += [_row_error(record.row, err) for err in exc.errors(include_input=False, include_url=False)]
+        for text in record.notes:
+            try:
+                NoteIn.model_validate({"body": text})
+            except ValidationError as exc:
+                errors += [RowError(record.row, f"a note {err['msg']}", "notes") for err in exc.errors()]
+        if errors:
+            tally.fail(errors)
+        else:
+            entries.append(_Entry(record.row, data, list(record.notes), [record.row]))
+    return entries
+
+
+def _row_error(row: int, err: Any) -> RowError:
+    name = str(err["loc"][0]) if err["loc"] else None
+    return RowError(row, str(err["msg"]), name)
+
+
+def _merged(entries: list[_Entry], on_conflict: str, tally: _Tally) -> list[_Entry]:
+    """One entry per email: a later row with an email an earlier one has is skipped, or
+    (update) merged into it: its non-empty fields win and its notes are added."""
+    first: dict[str, _Entry] = {}
+    kept = []
+    for entry in entries:
+        key = entry.email_key
+        if key is None or key not in first:
+            if key is not None:
+                first[key] = entry
+            kept.append(entry)
+        elif on_conflict == "skip":
+            tally.skipped += 1
+        else:
+            earlier = first[key]
+            earlier.data.update(entry.data)
+            earlier.notes += entry.notes
+            earlier.rows.append(entry.row)
+    return kept
+
+
+def _write(settings: Settings, owner_id: str, entries: list[_Entry], shared: bool, tally: _Tally) -> list[_Entry]:
+    """Commit the entries (each all or nothing); return those written, report the others."""
+    now = utc_now()
+    units: list[bulk.Unit] = []
+    for index, entry in enumerate(entries):
+        units += _units(settings, owner_id, index, entry, now)
+    failed = bulk.commit(units, owner_id if shared else None)
+    for index, label in failed.items():
+        entry = entries[index]
+        detail = RACED if label == "email" else GONE
+        tally.fail([RowError(row, detail, "email") for row in entry.rows])
+    return [entry for index, entry in enumerate(entries) if index not in failed]
+
+
+def _units(settings: Settings, owner_id: str, index: int, entry: _Entry, now: str) -> list[bulk.Unit]:
+    contact_id = entry.existing or new_id()
+    contact = Contact(owner_id, contact_id)
+    notes = [_note(owner_id, contact_id, text, now) for text in entry.notes]
+    own_notes, more = bulk.notes_units(index, contact, notes)
+    unit = bulk.Unit(index)
+    values = {**entry.data, "updated_at": now}
+    if "phone" in entry.data:
+        values["phone_e164"] = phone_e164(entry.data["phone"], settings.default_phone_region)
+    if own_notes:
+        values["has_notes"] = True
+    key = entry.email_key
+    if entry.existing:  # update: the row's non-empty fields; only while it still has this email
+        actions = [getattr(Contact, name).set(value) for name, value in values.items() if value is not None]
+        unit.update("contact", contact, [*actions, Contact.version.add(1)], Contact.email_key == key)
+    else:
+        created = Contact(owner_id, contact_id, **values, created_at=now, version=1, email_key=key)
+        unit.put("contact", created, Contact.contact_id.does_not_exist())
+        if key is not None:
+            unit.put("email", ContactEmail(owner_id, key, contact_id=contact_id), ContactEmail.email.does_not_exist())
+    for note in own_notes:
+        unit.put("note", note, None)
+    return [unit, *more]
+
+
+def _note(owner_id: str, contact_id: str, text: str, now: str) -> Note:
+    note_id = new_id()
+    return Note(
+        owner_id,
+        note_id,
+        contact_id=contact_id,
+        contact_note=contact_note_key(contact_id, note_id),
+        body=text,
+        processing_status=PENDING,
+        created_at=now,
+        updated_at=now,
+        version=1,
+    )

@@ -259,6 +259,35 @@ def test_text_directory_is_a_vcard_and_a_dry_run_writes_nothing(alice: Api) -> N
     assert contacts(alice) == []
 
 
+def test_any_other_header_set_is_matched_by_common_names(alice: Api) -> None:
+    sheet = (
+        "Name,Email Address,Job Title,Organisation,Cell,Comments\n"
+        'Mary Ann Smith,mary@example.com,CTO,Initech,+1 212 555 0100,"Knows everyone,\nreally"\n'
+        '"Lovelace, Ada",ada@example.org,,,,\n'
+        "Cher,cher@example.net,Singer,,,\n"
+        ",,,,,\n"
+        "   ,   ,,,,\n"
+        ",,,Initrode,,\n"
+    )
+    reply = alice.request("POST", "/imports", raw=sheet.encode(), headers={"content-type": "text/csv"})
+    check(reply, report(4, 0, 0, 1), [])
+    assert stored(alice) == {
+        # "Title" is a job title here (only Outlook's is an honorific); a display name is split
+        "Mary Ann": contact(
+            "Mary Ann",
+            "Smith",
+            "mary@example.com",
+            phone="+1 212 555 0100",
+            company="Initech",
+            title="CTO",
+            notes=["Knows everyone,\nreally"],
+        ),
+        "Ada": contact("Ada", "Lovelace", "ada@example.org"),
+        "Cher": contact("Cher", None, "cher@example.net", title="Singer"),
+        "Initrode": contact("Initrode", company="Initrode"),
+    }
+
+
 RANDOM = bytes((i * 73 + 41) % 256 for i in range(2048))
 
 

@@ -2,7 +2,11 @@
 our own export, or any other header set matched by common column names or an explicit mapping.
 
 Headers are compared by their letters and digits only, case-folded ("E-mail 1 - Value" is
-"email1value"), so spelling variants of one name match. Products repeat columns (E-mail 1,
+"email1value"), so spelling variants of one name match. Google's header sets (current: "First
+Name", "Organization Name", "E-mail 1 - Value"; legacy: "Given Name", "Organization 1 - Name")
+and ours are read by the common names; Outlook's is detected (its "Title" is the honorific).
+A header without a comma but with semicolons or tabs (Excel in many locales) sets the
+delimiter. Products repeat columns (E-mail 1,
 E-mail 2, ...) and join several values in one cell with " ::: " (Google); the value a product
 marks preferred wins (Google writes "* " before the preferred value's label), else the first
 non-empty one. Row numbers are the ones a spreadsheet shows: the header is row 1, and a record
@@ -31,7 +35,6 @@ MAPPABLE = {
     "title": "title",
     "notes": "notes",
 }
-OUR_HEADER = ("id", "first_name", "last_name", "email", "phone", "company", "title", "created_at", "updated_at")
 MULTI_VALUE = " ::: "  # Google's separator of several values in one cell
 
 # Column names by role, most telling first; a file's columns are matched by `key()`.
@@ -48,17 +51,14 @@ COMMON: dict[str, tuple[str, ...]] = {
     "title": ("jobtitle", "title", "position", "role", "organizationtitle"),
     "notes": ("notes", "note", "comments", "comment"),
 }
-# What a known product's columns mean where the common names would guess wrong: Outlook's
-# "Title" is the honorific (Mr., Ms.), its job title "Job Title"; Google's are "Organization ...".
+# Where a product's columns mean something else than the common names guess: Outlook's "Title"
+# is the honorific (Mr., Ms.), its job title "Job Title", and its "Primary Phone" comes first.
+# Google's columns (current: "Organization Name/Title", legacy: "Organization 1 - Name/Title")
+# and ours need no override: their honorific is "Name Prefix", which no role reads.
 LAYOUTS: dict[str, dict[str, tuple[str, ...]]] = {
-    "ours": {**COMMON, "display": ()},
-    "google": {**COMMON, "display": (), "company": ("organizationname",), "title": ("organizationtitle",)},
-    "google-legacy": {**COMMON, "display": ("name",), "company": (), "title": ()},
     "outlook": {
         **COMMON,
-        "display": (),
         "title": ("jobtitle",),
-        "email": ("emailaddress", "email2address", "email3address"),
         "phone": (
             *("primaryphone", "mobilephone", "businessphone", "homephone", "companymainphone", "otherphone"),
             *("businessphone2", "homephone2", "carphone", "radiophone", "callback", "assistantsphone"),
@@ -138,21 +138,12 @@ def _columns(names: list[str], mapping: dict[str, str] | None) -> Columns:
 
 
 def detect(keys: list[str]) -> str:
-    """Which product wrote the header: ours, google, google-legacy, outlook, or generic."""
+    """'outlook' for Outlook's header set, else 'common': Google's (current and legacy) and ours read
+    by the common names and the numbered groups alone."""
     present = set(keys)
-    if set(OUR_HEADER) <= present:
-        return "ours"
-    if {"emailaddress", "email2address", "emaildisplayname", "jobtitle", "mobilephone", "businessphone"} & present:
-        return "outlook"  # before Google's: Outlook's "E-mail 2 Type" looks like legacy Google's "E-mail 2 - Type"
-    if {"groupmembership", "yominame", "givennameyomi"} & present or any(
-        re.fullmatch(r"(email|phone|organization)\d+type", k) for k in keys
-    ):
-        return "google-legacy"
-    if {"phoneticfirstname", "fileas", "labels", "organizationname", "organizationtitle"} & present or any(
-        re.fullmatch(r"(email|phone)\d+label", k) for k in keys
-    ):
-        return "google"
-    return "generic"
+    if {"firstname", "lastname"} <= present and {"emailaddress", "emaildisplayname", "jobtitle"} & present:
+        return "outlook"
+    return "common"
 
 
 def _sources(keys: list[str], role: str, aliases: Iterable[str]) -> list[Source]:

@@ -30,7 +30,8 @@ def read_vcards(text: str) -> list[Record]:
     cards = _cards(_FOLD.sub("", text))
     if not cards:
         raise BadRequest("No vCard in the file: a vCard file holds cards from BEGIN:VCARD to END:VCARD.")
-    return [_read(number, lines, vobject) for number, lines in enumerate(cards, start=1)]
+    parsed = _read_all(cards, vobject)
+    return [_read(number, lines, parsed, vobject) for number, lines in enumerate(cards, start=1)]
 
 
 def _cards(text: str) -> list[list[str]]:
@@ -58,9 +59,18 @@ def _name(line: str) -> str:
     return head.rsplit(".", 1)[-1].strip().upper()
 
 
-def _read(number: int, lines: list[str], vobject: Any) -> Record:
+def _read_all(cards: list[list[str]], vobject: Any) -> list[Any] | None:
+    """Every card in one pass (half the time of one call per card), or None when one cannot be read."""
     try:
-        card = vobject.readOne("\r\n".join(lines) + "\r\n")
+        parsed = list(vobject.readComponents("".join("\r\n".join(lines) + "\r\n" for lines in cards)))
+    except Exception:  # one broken card: read them one by one, so only it is reported
+        return None
+    return parsed if len(parsed) == len(cards) else None
+
+
+def _read(number: int, lines: list[str], parsed: list[Any] | None, vobject: Any) -> Record:
+    try:
+        card = parsed[number - 1] if parsed else vobject.readOne("\r\n".join(lines) + "\r\n")
         return _record(number, card)
     except Exception as exc:  # vobject raises ParseError and assorted decoding errors
         detail = f"Card {number} cannot be read: {exc}"[:300]
@@ -108,7 +118,7 @@ def _n(card: Any) -> tuple[str, str]:
 def _text(value: Any) -> str:
     if isinstance(value, list | tuple):
         return " ".join(_text(part) for part in value if _text(part))
-    return str(value or "").strip()
+    return str(value or "").replace("\r\n", "\n").strip()
 
 
 def _preferred(card: Any, name: str, scheme: str) -> str:

@@ -165,6 +165,12 @@ def _parameters(path: str, op: Operation) -> list[dict[str, Any]]:
                     k: v for k, v in prop.items() if k not in ("anyOf", "default")
                 }
             required = name in schema.get("required", [])
+            if "x-json-content" in prop:  # a JSON value (e.g. POST /imports' mapping)
+                content = {"application/json": {"schema": prop.pop("x-json-content")}}
+                params.append({"name": name, "in": "query", "required": required, "content": content, **prop})
+                params[-1].pop("type", None)
+                params[-1].pop("maxLength", None)
+                continue
             params.append({"name": name, "in": "query", "required": required, "schema": prop})
     if op.if_match:
         params.append(

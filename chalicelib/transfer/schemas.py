@@ -50,7 +50,16 @@ class ImportQuery(_Model):
     mapping: Annotated[str, StringConstraints(max_length=4000), AfterValidator(_mapping)] | None = Field(
         default=None,
         description="CSV only: a JSON object naming the column of some of our fields, when the header is not "
-        f'recognised, e.g. {{"first_name": "Vorname", "notes": "Bemerkung"}}. Fields: {", ".join(MAPPABLE)}.',
+        f"recognised, e.g. {{\"first_name\": \"Vorname\", \"notes\": \"Bemerkung\"}}. Fields: {', '.join(MAPPABLE)}.",
+        # Published as a JSON-valued parameter (OpenAPI `content`), so clients know its shape.
+        json_schema_extra={
+            "x-json-content": {
+                "type": "object",
+                "minProperties": 1,
+                "propertyNames": {"enum": list(MAPPABLE)},
+                "additionalProperties": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "[^ ]"},
+            }
+        },
     )
 
     def mapping_object(self) -> dict[str, str] | None:

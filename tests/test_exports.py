@@ -176,6 +176,23 @@ def test_vcard_30_parses_back_with_every_field(alice: Api) -> None:
     assert full.rev.value == contact["updated_at"]
 
 
+def test_vcard_folds_long_lines_between_characters(alice: Api) -> None:
+    """Lines over 75 octets are folded (RFC 2425), never inside a UTF-8 character, and read back whole."""
+    long = {"first_name": "Ü" * 100, "company": "日本語🎉,;" * 33, "title": "\\a" * 100}
+    created = alice.post("/contacts", long)
+    assert created.status == 201, created.body
+    contact = created.json
+    reply = export(alice, "vcard")
+    lines = reply.body.split(b"\r\n")
+    assert max(len(line) for line in lines) <= 75
+    assert all(line.decode("utf-8") for line in lines[:-1])  # each line whole UTF-8
+    (card,) = cards(reply)
+    assert (card.fn.value, card.n.value.given, card.n.value.family) == (long["first_name"], long["first_name"], "")
+    assert card.org.value == [long["company"]]
+    assert card.title.value == long["title"]
+    assert card.uid.value == contact["id"]
+
+
 # ---- pages ---------------------------------------------------------------------------------
 
 

@@ -31,26 +31,45 @@ def csv_row(contact: ContactOut) -> str:
 
 
 def vcard(contact: ContactOut) -> str:
-    """One vCard 3.0 (vobject escapes commas, semicolons, backslashes and line breaks, and folds
-    long lines): VERSION, FN, N, EMAIL, TEL, ORG, TITLE, UID (our id), REV (updated_at)."""
-    import vobject  # on first use: only vCard exports pay for it
+    """One vCard 3.0 (RFC 2426): VERSION, FN, N, EMAIL, TEL, ORG, TITLE, UID (our id), REV
+    (updated_at).
 
-    card = vobject.vCard()
-    card.add("n").value = vobject.vcard.Name(family=contact.last_name or "", given=contact.first_name)
-    card.add("fn").value = " ".join(part for part in (contact.first_name, contact.last_name) if part)
-    if contact.email:
-        email = card.add("email")
-        email.value = contact.email
-        email.type_param = "INTERNET"
-    if contact.phone:
-        card.add("tel").value = contact.phone
-    if contact.company:
-        card.add("org").value = [contact.company]
-    if contact.title:
-        card.add("title").value = contact.title
-    card.add("uid").value = contact.id
-    card.add("rev").value = contact.updated_at
-    return str(card.serialize())
+    Written here rather than with vobject, which takes about 3 ms a card (3 s for a page of
+    1,000; this, under 0.1 ms); the tests read every card back with vobject.
+    """
+    given, family = _escaped(contact.first_name), _escaped(contact.last_name or "")
+    lines = ["BEGIN:VCARD", "VERSION:3.0", "FN:" + _escaped(_full_name(contact)), f"N:{family};{given};;;"]
+    optional = (("EMAIL;TYPE=INTERNET", contact.email), ("TEL", contact.phone), ("ORG", contact.company),
+                ("TITLE", contact.title))  # fmt: skip
+    lines += [f"{name}:{_escaped(value)}" for name, value in optional if value]
+    lines += ["UID:" + _escaped(contact.id), "REV:" + _escaped(contact.updated_at), "END:VCARD"]
+    return "".join(_folded(line) for line in lines)
+
+
+def _full_name(contact: ContactOut) -> str:
+    return " ".join(part for part in (contact.first_name, contact.last_name) if part)
+
+
+def _escaped(text: str) -> str:
+    """A text value (RFC 2426 section 4): backslash, comma, semicolon and line breaks escaped."""
+    text = text.replace("\\", "\\\\").replace(",", "\\,").replace(";", "\\;")
+    return text.replace("\r\n", "\\n").replace("\r", "\\n").replace("\n", "\\n")
+
+
+FOLD_OCTETS = 75  # RFC 2425 section 5.8.1: lines longer than this are folded (CRLF, then a space)
+
+
+def _folded(line: str) -> str:
+    """The line and its CRLF, folded every 75 octets, never inside a UTF-8 character."""
+    data = line.encode()
+    parts, start, width = [], 0, FOLD_OCTETS
+    while start < len(data):
+        end = min(start + width, len(data))
+        while end < len(data) and data[end] & 0xC0 == 0x80:  # a continuation byte: end before its character
+            end -= 1
+        parts.append(data[start:end].decode())
+        start, width = end, FOLD_OCTETS - 1  # a continuation line starts with the folding space
+    return "\r\n ".join(parts) + "\r\n"
 
 
 def backup_head() -> str:

@@ -289,6 +289,7 @@ def test_a_forged_foreign_or_other_formats_cursor_is_400(alice: Api, bob: Api, l
     problem(export(alice, "json", token), 400)  # another format's
     problem(export(bob, "csv", token), 400)  # another workspace's
     problem(export(alice, "csv", "xyz"), 400)
+    problem(alice.get("/exports?format=csv&cursor="), 400)  # an empty cursor is not "no cursor"
     problem(export(alice, "csv", token[:-2] + ("BB" if token.endswith("AA") else "AA")), 400)  # edited
 
 

@@ -74,7 +74,7 @@ def export_page(settings: Settings, owner_id: str, query: ExportQuery) -> Export
     """One page of the export `query` asks for (InvalidCursor for a cursor not of this owner and format)."""
     layout = LAYOUTS[query.format]
     scope = "exports:" + query.format
-    after = decode_cursor(settings.signing_secret, owner_id, scope, query.cursor) if query.cursor else None
+    after = None if query.cursor is None else decode_cursor(settings.signing_secret, owner_id, scope, query.cursor)
     size = settings.export_page_size
     found = store.query_contacts(owner_id, size + 1, after)
     page = found[:size]

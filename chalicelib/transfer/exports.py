@@ -63,14 +63,16 @@ LAYOUTS = {
 
 
 @dataclass(frozen=True)
-class ExportPage:
+class ExportBody:
+    """A page as sent: its text, media type, download name, and the next page's cursor."""
+
     body: str
     media_type: str
     filename: str
     next_cursor: str | None
 
 
-def export_page(settings: Settings, owner_id: str, query: ExportQuery) -> ExportPage:
+def export_page(settings: Settings, owner_id: str, query: ExportQuery) -> ExportBody:
     """One page of the export `query` asks for (InvalidCursor for a cursor not of this owner and format)."""
     layout = LAYOUTS[query.format]
     scope = "exports:" + query.format
@@ -82,7 +84,7 @@ def export_page(settings: Settings, owner_id: str, query: ExportQuery) -> Export
     more = shown < len(found)
     cursor = encode_cursor(settings.signing_secret, owner_id, scope, page[shown - 1].contact_id) if more else None
     body = layout.head() + layout.separator.join(items) + layout.tail(cursor)
-    return ExportPage(body, layout.media_type, layout.filename, cursor)
+    return ExportBody(body, layout.media_type, layout.filename, cursor)
 
 
 def _fitting(layout: Layout, contacts: Iterable[tuple[Contact, list[Note]]]) -> tuple[list[str], int]:

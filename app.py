@@ -25,6 +25,7 @@ from chalicelib.api.auth import auth_api
 from chalicelib.api.batch import batch_api
 from chalicelib.api.contacts import contacts_api
 from chalicelib.api.docs import docs_api
+from chalicelib.api.exports import exports_api
 from chalicelib.api.gate import gate, jwt_auth
 from chalicelib.api.imports import imports_api
 from chalicelib.api.notes import notes_api
@@ -65,6 +66,7 @@ for blueprint in (
     workspaces_api,
     search_api,
     imports_api,
+    exports_api,
     docs_api,
 ):
     app.register_blueprint(blueprint)

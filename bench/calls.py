@@ -330,6 +330,14 @@ ROUTES = [
           body={"format": "contact-notes", "version": 1,
                 "contacts": [{"first_name": f"R{i}", "email": f"row{i}@example.com", "notes": [{"body": f"note {i}"}]}
                              for i in range(100)]}),
+    # ---- export (#15): the seeded contacts, one with 2 notes. A page is one Query of the contacts;
+    # the JSON backup adds one range of the notes' index (one Query per MB), none when no contact
+    # on the page ever had a note.
+    Route("GET /exports (JSON with notes)", "GET", "/exports", 200, {"Query": 2}, "list"),
+    Route("GET /exports (CSV)", "GET", "/exports?format=csv", 200, {"Query": 1}, "list"),
+    Route("GET /exports (vCard)", "GET", "/exports?format=vcard", 200, {"Query": 1}, "list"),
+    Route("GET /exports (unknown format: 422)", "GET", "/exports?format=xml", 422, {}, "limiter only"),
+    Route("GET /exports (forged cursor)", "GET", "/exports?cursor=xyz", 400, {}, "limiter only"),
     # Last: the failed attempt it records makes alice's next sign-in clear it (one DeleteItem
     # more), which `make bench`, sending every route as alice in turn, would charge to it.
     Route(

@@ -93,6 +93,8 @@ class Settings(BaseModel):
     usage_plan_keys: dict[str, str] = Field(default_factory=dict, repr=False)
     # Browser pages on these origins may call the API (comma-separated); none by default.
     cors_allowed_origins: tuple[str, ...] = ()
+    # Contacts per page of GET /exports: 1,000 (the most), or fewer (tests page through a few).
+    export_page_size: int = Field(default=1000, ge=1, le=1000)
 
     @field_validator("cors_allowed_origins", mode="before")
     @classmethod

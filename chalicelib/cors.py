@@ -13,7 +13,16 @@ from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 # What a script may read from an answer besides the CORS-safelisted headers.
-EXPOSED_HEADERS = ("ETag", "Location", "Retry-After", "RateLimit", "RateLimit-Policy", "X-Request-Id")
+EXPOSED_HEADERS = (
+    "ETag",
+    "Location",
+    "Link",
+    "Content-Disposition",
+    "Retry-After",
+    "RateLimit",
+    "RateLimit-Policy",
+    "X-Request-Id",
+)
 # The request headers the API reads, beyond the CORS-safelisted ones.
 ALLOWED_REQUEST_HEADERS = ("Authorization", "Content-Type", "If-Match", "If-None-Match", "Idempotency-Key")
 # How long a browser may reuse a preflight's answer; Chromium caps it at 2 hours.

@@ -61,6 +61,11 @@ class Operation:
     # from the token's claims before the view runs (no DynamoDB call), a 403 below it.
     role: Role = "viewer"
     description: str = ""  # longer than the summary, when the operation has rules to tell
+    # Media types the success answer may have besides JSON (`response`), each a text body: an
+    # export's text/csv. JSON stays first, the type openapi-python-client types the answer by.
+    also_as: tuple[str, ...] = ()
+    # Headers the success answer may carry besides every answer's: (name, description).
+    success_headers: tuple[tuple[str, str], ...] = ()
     # Required, so that no route is published under a name derived from its path, which
     # changes whenever the path does and reads badly in clients (post_api_v1_contacts).
     operation_id: str = field(kw_only=True)
@@ -142,6 +147,8 @@ def _headers(op: Operation, status: int) -> dict[str, Any]:
         headers["WWW-Authenticate"] = {**text, "description": "Bearer"}
     if op.etag and 200 <= status < 300:
         headers["ETag"] = {**text, "description": 'The item\'s version, e.g. "3"; send it back in If-Match.'}
+    if 200 <= status < 300:
+        headers.update({name: {**text, "description": description} for name, description in op.success_headers})
     return headers
 
 
@@ -243,6 +250,7 @@ def _responses(path: str, op: Operation) -> dict[str, Any]:
     }
     if op.response is not None:
         success["content"] = {"application/json": {"schema": _ref(op.response)}}
+        success["content"].update({media: {"schema": {"type": "string"}} for media in op.also_as})
     responses: dict[str, Any] = {str(op.status): success}
     if op.partial:
         responses["207"] = {**success, "description": "Some items failed: each result says how"}

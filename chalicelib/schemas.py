@@ -519,3 +519,35 @@ def build_all() -> None:
         model = pending.pop()
         pending.extend(model.__subclasses__())
         model.model_rebuild(force=True)
+
+
+# ---- import and export ----------------------------------------------------------------
+
+_CURSOR_PATTERN = "^[A-Za-z0-9_-]{1,128}$"
+
+
+class ExportQuery(_Model):
+    model_config = ConfigDict(extra="ignore")
+
+    format: Literal["csv", "vcard", "json"] = Field(
+        default="json",
+        description=(
+            "json: the lossless backup (every field, each contact's notes); csv: one row per contact "
+            "(RFC 4180, header on every page); vcard: vCard 3.0 (RFC 2426), without notes."
+        ),
+    )
+    # Opaque; checked (and refused with 400) by chalicelib.pagination, bound to the format.
+    cursor: str | None = Field(default=None, json_schema_extra={"pattern": _CURSOR_PATTERN})
+
+
+class ExportedContact(ContactOut):
+    notes: list[NoteOut] = Field(description="The contact's notes, oldest first.")
+
+
+class ExportPage(_Model):
+    """One page of a JSON export: importing every page into an empty workspace restores it."""
+
+    format: Literal["contact-notes"]
+    version: Literal[1]
+    contacts: list[ExportedContact] = Field(description="Newest first, as GET /contacts lists them.")
+    next_cursor: str | None = Field(description="Where the next page starts (also in the Link header); null: the last.")

@@ -529,6 +529,19 @@ def delete_notes_of_contact(owner_id: str, contact_id: str) -> None:
         raise unavailable("DynamoDB", "BatchWriteItem left items unprocessed", "is busy", 1) from exc
 
 
+def notes_of_contacts(owner_id: str, lowest_id: str, highest_id: str) -> Iterator[Note]:
+    """The notes of the contacts whose ids lie from `lowest_id` to `highest_id`, newest contact
+    first and each contact's notes newest first: Queries on the by_contact index (a range of
+    its "<contact_id>#<note_id>" keys), one per 1 MB page, each sent only when the caller reads
+    that far. Notes of contacts in the range that are not the caller's concern (a contact being
+    deleted) come too: the caller picks the ones it wants.
+    """
+    # "~" sorts after every character of a note id (ULIDs are digits and capitals).
+    keys = Note.contact_note.between(contact_note_key(lowest_id), contact_note_key(highest_id, "~"))
+    with _dynamodb_errors():
+        yield from Note.by_contact.query(owner_id, keys, consistent_read=True, scan_index_forward=False)
+
+
 # ---- normalizer write-back ---------------------------------------------------------------
 
 

@@ -101,6 +101,7 @@ EXPECTED_OPERATION_IDS = {
     ("get", "/search"): "search",
     ("post", "/imports"): "importContacts",
     ("post", "/contacts/batch"): "batchContacts",
+    ("get", "/exports"): "exportContacts",
 }
 
 

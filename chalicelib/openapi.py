@@ -208,6 +208,7 @@ def _documented_media_types(method: str, op: Operation) -> list[str]:
 
 
 FILE_EXAMPLES: dict[str, Any] = {
+    "application/octet-stream": "First Name,Last Name,E-mail Address\r\nJohn,Doe,john@example.com\r\n",
     "text/csv": "First Name,Last Name,E-mail Address,Notes\r\nJohn,Doe,john@example.com,Met at the conference\r\n",
     "text/vcard": "BEGIN:VCARD\r\nVERSION:3.0\r\nN:Doe;John;;;\r\nFN:John Doe\r\nEMAIL;TYPE=INTERNET:john@example.com"
     "\r\nEND:VCARD\r\n",
@@ -221,7 +222,9 @@ FILE_EXAMPLES: dict[str, Any] = {
 
 def _file_body(op: Operation) -> dict[str, Any]:
     def schema(media: str) -> dict[str, Any]:
-        return {"type": "object"} if media == "application/json" else {"type": "string"}
+        if media == "application/json":
+            return {"type": "object"}
+        return {"type": "string", "format": "binary"} if media == "application/octet-stream" else {"type": "string"}
 
     content = {media: {"schema": schema(media), "example": FILE_EXAMPLES[media]} for media in op.file_types}
     return {"required": True, "content": content}

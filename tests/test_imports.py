@@ -178,6 +178,8 @@ def test_imports_into_a_shared_workspace_check_it_and_need_an_editor(alice: Api,
         ("image/png", "", 415),
         ("", "", 415),
         ("text/plain", "?format=json", 200),
+        ("application/octet-stream", "?format=json", 200),
+        ("application/json", "?format=csv", 415),  # the body says JSON, the query CSV
         ("application/json", "?format=xml", 422),
         ("application/json", "?on_conflict=replace", 422),
         ("application/json", "?dry_run=maybe", 422),
@@ -258,3 +260,20 @@ def test_rows_of_a_transaction_dynamodb_keeps_refusing_are_reported_and_the_rest
     assert sorted(by_email(alice)) == sorted(f"p{i}@example.com" for i in range(50, 75))
     again = import_json(alice, backup(*rows)).json  # the same file again: the missing rows go in
     assert (again["created"], again["skipped"], again["failed"]) == (50, 25, 0)
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (b"BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Vera Card\r\nEND:VCARD\r\n", "Vera"),
+        ("\ufeffBEGIN:VCARD\r\nVERSION:3.0\r\nFN:Ute Sixteen\r\nEND:VCARD\r\n".encode("utf-16-le"), "Ute"),
+        (backup(person("Jason")), "Jason"),
+        (b"First Name,Last Name\r\nCarla,Comma\r\n", "Carla"),
+    ],
+)
+def test_a_file_sent_as_octet_stream_without_a_format_is_read_by_its_first_bytes(
+    alice: Api, body: bytes, expected: str
+) -> None:
+    reply = alice.request("POST", "/imports", raw=body, headers={"content-type": "application/octet-stream"})
+    assert reply.json["created"] == 1, reply.body
+    assert [c["first_name"] for c in contacts(alice)] == [expected]

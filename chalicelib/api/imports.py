@@ -8,7 +8,7 @@ from chalicelib.api.routing import ApiBlueprint
 from chalicelib.errors import PayloadTooLarge, UnsupportedMediaType
 from chalicelib.openapi import Operation
 from chalicelib.runtime import settings
-from chalicelib.transfer.parse import Format
+from chalicelib.transfer.parse import Format, sniff
 from chalicelib.transfer.records import MAX_BYTES
 from chalicelib.transfer.schemas import IMPORT_DESCRIPTION, ImportQuery, ImportReport
 from chalicelib.web import json_response
@@ -27,7 +27,11 @@ FORMAT_OF: dict[str, Format] = {
 }
 # On API Gateway these arrive base64-encoded (template's BinaryMediaTypes), so a UTF-16 or
 # Windows-1252 file reaches the view byte for byte; locally Chalice hands the bytes over as they came.
-FILE_TYPES = ("text/csv", "text/vcard", "application/json")
+# The document lists only application/octet-stream (the format then named by ?format= or read from
+# the file's first bytes): openapi-python-client (0.29.1) generates no function at all for an
+# operation whose body lists text/csv or text/vcard ("Unsupported content type"); the description
+# names the other types, which the server reads as well.
+FILE_TYPES = ("application/octet-stream",)
 
 
 @imports_api.operation(
@@ -54,12 +58,6 @@ def import_contacts() -> Response:
     request = imports_api.request
     query = imports_api.query(ImportQuery)
     media = str(request.headers.get("content-type", "")).split(";")[0].strip().lower()
-    fmt: Format | None = query.format or FORMAT_OF.get(media)
-    if fmt is None:
-        raise UnsupportedMediaType(
-            f"Send the file as text/csv, text/vcard or application/json (this API's JSON export), "
-            f"or name its format with ?format=csv|vcard|json; not {media or 'without a Content-Type'}."
-        )
     body = request.raw_body or b""
     if isinstance(body, str):
         body = body.encode()
@@ -67,6 +65,21 @@ def import_contacts() -> Response:
         raise PayloadTooLarge(
             f"The file is {len(body):,} bytes; at most {MAX_BYTES:,} per request. Split it "
             "(`contact-notes import` does that for you)."
+        )
+    declared = FORMAT_OF.get(media)
+    if query.format and declared and query.format != declared:
+        raise UnsupportedMediaType(
+            f"The body is declared as {media} but ?format={query.format}: send the file's own Content-Type "
+            "(or a neutral one such as application/octet-stream) with ?format=."
+        )
+    fmt: Format | None = query.format or declared
+    if fmt is None and media == "application/octet-stream":
+        fmt = sniff(body)
+    if fmt is None:
+        raise UnsupportedMediaType(
+            f"Send the file as text/csv, text/vcard, application/json (this API's JSON export) or "
+            f"application/octet-stream, or name its format with ?format=csv|vcard|json; "
+            f"not {media or 'without a Content-Type'}."
         )
     records = parse(body, fmt, query.mapping_object())
     report = run_import(

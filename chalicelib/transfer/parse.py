@@ -27,3 +27,20 @@ def parse(body: bytes, fmt: Format, mapping: dict[str, str] | None = None) -> li
     from chalicelib.transfer.vcard_read import read_vcards
 
     return read_vcards(text)
+
+
+_BOMS = ((b"\xef\xbb\xbf", "utf-8"), (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"))
+
+
+def sniff(body: bytes) -> Format:
+    """The format of a file sent without one (application/octet-stream, no ?format=): a vCard
+    begins with BEGIN:VCARD, our JSON export with "{"; anything else is read as CSV."""
+    head, encoding = body[:64], "latin-1"
+    for bom, named in _BOMS:
+        if head.startswith(bom):
+            head, encoding = head[len(bom) :], named
+            break
+    start = head.decode(encoding, errors="ignore").lstrip().upper()
+    if start.startswith("BEGIN:VCARD"):
+        return "vcard"
+    return "json" if start.startswith("{") else "csv"

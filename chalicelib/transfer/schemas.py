@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, ConfigDict, Field, StringConstraints
 
@@ -50,7 +50,7 @@ class ImportQuery(_Model):
     mapping: Annotated[str, StringConstraints(max_length=4000), AfterValidator(_mapping)] | None = Field(
         default=None,
         description="CSV only: a JSON object naming the column of some of our fields, when the header is not "
-        f"recognised, e.g. {{\"first_name\": \"Vorname\", \"notes\": \"Bemerkung\"}}. Fields: {', '.join(MAPPABLE)}.",
+        f'recognised, e.g. {{"first_name": "Vorname", "notes": "Bemerkung"}}. Fields: {", ".join(MAPPABLE)}.',
         # Published as a JSON-valued parameter (OpenAPI `content`), so clients know its shape.
         json_schema_extra={
             "x-json-content": {
@@ -83,7 +83,9 @@ class ImportReport(_Model):
 
 
 IMPORT_DESCRIPTION = (
-    f"The file is the body: at most {MAX_ROWS:,} rows and {MAX_BYTES // 1024 // 1024} MB (more: 413, split it; "
+    "The file is the body, sent as text/csv, text/vcard, application/json (this API's JSON export) or "
+    "application/octet-stream (the format then named by `format`, or read from the file's start). "
+    f"At most {MAX_ROWS:,} rows and {MAX_BYTES // 1024 // 1024} MB (more: 413, split it; "
     "the CLI does). CSV from Google Contacts (current and legacy), Outlook, this API's export or any header with "
     "common column names (or `mapping`); vCard 3.0 and 4.0; this API's JSON export. UTF-8 (with or without BOM), "
     "UTF-16 with BOM, or Windows-1252. A bad row is reported in `errors` and the others go in; each row is written "
@@ -122,8 +124,20 @@ class DeleteOp(_Input):
 Operation = Annotated[CreateOp | UpsertOp | UpdateOp | DeleteOp, Field(discriminator="op")]
 
 
+def _operations_schema(schema: dict[str, Any]) -> None:
+    """Each operation is checked on its own (a bad one is a 422 in its result, the others run),
+    so the request schema constrains no item: whatever an item is, the request is accepted and
+    that item answered. The variants are in the description (a union of four would also be a
+    refusal the server does not make)."""
+    schema["properties"]["operations"]["items"] = {
+        "description": "An operation: an object with `op` (create, upsert, update or delete) and its fields."
+    }
+
+
 class BatchIn(_Input):
     """Each operation is validated and answered on its own (`results`); operations are applied in order."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=lambda schema: _operations_schema(schema))
 
     operations: list[Operation] = Field(
         min_length=1,
@@ -134,7 +148,10 @@ class BatchIn(_Input):
                 {"op": "upsert", "contact": {"first_name": "Jane", "email": "jane@example.com", "title": "CTO"}},
             ]
         ],
-        description=f"At most {MAX_OPERATIONS} (more: 413). An operation that is invalid is answered 422 in its "
+        description=f"At most {MAX_OPERATIONS} (more: 413), applied in order, each one of: "
+        '`{"op": "create", "contact": {...as POST /contacts}}`; `{"op": "upsert", "contact": {...with an email}}`; '
+        '`{"op": "update", "id": "...", "contact": {...as PATCH}, "version"?: 3}`; '
+        '`{"op": "delete", "id": "...", "version"?: 3}`. An operation that is invalid is answered 422 in its '
         "result; the others still run.",
     )
 

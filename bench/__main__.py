@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 
-from bench import bundle, calls, coldstart, load, normalizer, overhead, scale, search, suite
+from bench import bundle, calls, coldstart, load, normalizer, overhead, scale, search, suite, transfer
 from bench.report import print_table, write_markdown, write_results
 
 
@@ -16,6 +16,7 @@ def main() -> int:
         + calls.run()
         + scale.run()
         + search.run()
+        + transfer.run()
         + overhead.run()
         + normalizer.run()
         + bundle.run()

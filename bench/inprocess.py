@@ -104,8 +104,10 @@ def moto_api() -> Iterator[Api]:
 
     from chalicelib import runtime
     from chalicelib.models import create_tables
+    from devtools import moto_transactions
     from tests.api import Api
 
+    moto_transactions.install()  # as `make run` and the tests run it
     with environment(), mock_aws():
         runtime.reset()
         create_tables(runtime.settings())

@@ -76,6 +76,11 @@ class Settings(BaseModel):
     # import is about 300 of them, which must fit in the API function's 25 s. Default 8; 1 on
     # the local stage, whose embedded DynamoDB (moto) cannot run two transactions at once.
     bulk_write_workers: int | None = Field(default=None, ge=1, le=16)
+    # An import or a batch starts no transaction once it has spent this long on the store (a
+    # slow or failing DynamoDB): the rows not yet written are reported ("import them again") and
+    # the answer comes before the function's 25 s, each transaction in flight taking at most
+    # about 12 s more (models.py's retries).
+    bulk_store_seconds: float = Field(default=12.0, ge=0, le=12)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # JSON lines on deployed stages (CloudWatch Logs Insights), text locally; see observability.
     log_format: Literal["json", "text"] | None = None

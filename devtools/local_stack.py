@@ -57,6 +57,10 @@ def embedded_dynamodb() -> Iterator[str]:
     """moto in server mode on loopback only; yields its endpoint URL."""
     from moto.server import ThreadedMotoServer
 
+    from devtools import moto_transactions
+
+    moto_transactions.install()  # TransactWriteItems without copying whole tables (see there)
+
     for name, value in (("AWS_ACCESS_KEY_ID", "local"), ("AWS_SECRET_ACCESS_KEY", "local")):
         os.environ.setdefault(name, value)
     port = free_port()

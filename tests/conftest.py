@@ -15,6 +15,7 @@ from moto import mock_aws
 from bench.calls import CallCounter, counting
 from chalicelib import runtime
 from chalicelib.models import create_tables, dynamodb_client
+from devtools import moto_transactions
 from devtools.gateway import ParityGateway
 from tests.api import API, Api, Reply
 
@@ -99,6 +100,7 @@ def limits(monkeypatch: pytest.MonkeyPatch) -> Any:
 @pytest.fixture
 def dynamodb() -> Iterator[CallCounter]:
     """Fresh moto tables; every DynamoDB call is counted, and a Scan fails the test."""
+    moto_transactions.install()  # the emulator `make run` uses (devtools/moto_transactions.py)
     with mock_aws():
         create_tables(runtime.settings())
         with counting() as counter:

@@ -277,3 +277,13 @@ def test_a_file_sent_as_octet_stream_without_a_format_is_read_by_its_first_bytes
     reply = alice.request("POST", "/imports", raw=body, headers={"content-type": "application/octet-stream"})
     assert reply.json["created"] == 1, reply.body
     assert [c["first_name"] for c in contacts(alice)] == [expected]
+
+
+def test_no_transaction_starts_once_the_store_time_is_spent(alice: Api, limits: Any) -> None:
+    """BULK_STORE_SECONDS=0: the deadline has passed before the first transaction, so every row is
+    reported (to import again) and the answer comes at once; nothing is half written."""
+    limits(bulk_store_seconds=0)
+    report = import_json(alice, backup(person("A", "a@example.com", "n"), person("B"))).json
+    assert (report["created"], report["failed"], report["notes_created"]) == (0, 2, 0)
+    assert all("import it again" in e["detail"] for e in report["errors"])
+    assert contacts(alice) == []

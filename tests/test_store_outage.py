@@ -180,7 +180,10 @@ def _worst_case_seconds(config: Any, calls: int) -> float:
 def test_a_request_waits_for_the_store_well_inside_the_gateway_timeout(dynamodb: CallCounter) -> None:
     config = dynamodb_client().meta.config  # the client every model really uses
     assert config.retries["mode"] == "standard"
-    calls = max(sum(route.calls.values()) + len(route.limiter) for route in ROUTES)
+    # Imports and batches make more calls, and bound their time themselves: no transaction is
+    # started after BULK_STORE_SECONDS (tests/test_imports.py shows it).
+    single = [route for route in ROUTES if route.budget not in ("import, 100 rows", "batch of 100 creates")]
+    calls = max(sum(route.calls.values()) + len(route.limiter) for route in single)
     assert calls == 5  # sign-in into a shared workspace (personal sign-in, password change, contact delete: 4)
     worst = _worst_case_seconds(config, calls)
     assert worst <= STORE_BUDGET_SECONDS

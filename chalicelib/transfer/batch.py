@@ -9,6 +9,7 @@ so its status is the one it would have had alone, sent in that order.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,7 +99,8 @@ def run_batch(settings: Settings, owner_id: str, operations: list[Any], *, share
             _plan(plan, index, parsed[index])
         except AppError as error:
             plan.problems[index] = error
-    failed = bulk.commit(plan.units, owner_id if shared else None, settings.write_workers)
+    deadline = time.monotonic() + settings.bulk_store_seconds
+    failed = bulk.commit(plan.units, owner_id if shared else None, settings.write_workers, deadline)
     for index, label in failed.items():
         plan.results.pop(index, None)
         plan.problems[index] = _raced(owner_id, parsed[index], label)

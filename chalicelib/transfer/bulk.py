@@ -15,6 +15,7 @@ not the packing and the retry-without-the-failed-units that bulk imports need.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -90,19 +91,28 @@ def _size(item: Contact | ContactEmail | Note) -> int:
 UNAVAILABLE = "unavailable"  # the label of units not written because DynamoDB stayed busy
 
 
-def commit(units: list[Unit], shared_workspace: str | None = None, workers: int = 1) -> dict[int, str]:
+def commit(
+    units: list[Unit], shared_workspace: str | None = None, workers: int = 1, deadline: float | None = None
+) -> dict[int, str]:
     """Write every unit; return {unit key: label of the action whose condition failed, or
     UNAVAILABLE} for those not written. In a shared workspace each transaction also checks that
     the workspace still exists (chalicelib.store._check_workspace); if it is gone, Forbidden.
 
     Transactions that touch no item an earlier one touches are sent concurrently (`workers` at
     a time, Settings.write_workers); one that does waits for it (a batch's later operation on
-    the same contact).
+    the same contact). None is started after `deadline` (time.monotonic()): its units are
+    UNAVAILABLE, so that a slow store still gets an answer in time.
     """
     failed: dict[int, str] = {}
+
+    def send(group: list[Unit]) -> dict[int, str]:
+        if deadline is not None and time.monotonic() > deadline:
+            return {unit.key: UNAVAILABLE for unit in group}
+        return _commit_group(group, shared_workspace)
+
     for wave in _waves(_packed(units, reserved=1 if shared_workspace else 0)):
         with ThreadPoolExecutor(min(workers, len(wave))) as pool:
-            for outcome in pool.map(lambda group: _commit_group(group, shared_workspace), wave):
+            for outcome in pool.map(send, wave):
                 failed.update(outcome)
     return failed
 

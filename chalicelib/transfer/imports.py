@@ -7,6 +7,7 @@ makes the reads only, so its report is the real run's, barring writes by others 
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -155,7 +156,8 @@ def _write(settings: Settings, owner_id: str, entries: list[_Entry], shared: boo
     units: list[bulk.Unit] = []
     for index, entry in enumerate(entries):
         units += _units(settings, owner_id, index, entry, now)
-    failed = bulk.commit(units, owner_id if shared else None, settings.write_workers)
+    deadline = time.monotonic() + settings.bulk_store_seconds
+    failed = bulk.commit(units, owner_id if shared else None, settings.write_workers, deadline)
     for index, label in failed.items():
         entry = entries[index]
         detail = {"email": RACED, bulk.UNAVAILABLE: BUSY}.get(label, GONE)

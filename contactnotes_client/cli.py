@@ -100,7 +100,7 @@ def main_options(
         str, typer.Option("--api", envvar="CONTACT_NOTES_API", help="The API's base URL.", show_default=True)
     ] = DEFAULT_API,
 ) -> None:
-    ctx.obj = Session(api)
+    ctx.obj = Session(api, notice=_err().print)
 
 
 @app.command()
@@ -252,12 +252,23 @@ def _destination(output: Path | None) -> Iterator[IO[bytes]]:
     handle = tempfile.NamedTemporaryFile(dir=folder, prefix=f".{output.name}.", suffix=".part", delete=False)  # noqa: SIM115
     try:
         with handle:
+            os.fchmod(handle.fileno(), _file_mode(output))  # as `>` would make it, not 0600
             yield handle
         os.replace(handle.name, output)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(handle.name)
         raise
+
+
+def _file_mode(output: Path) -> int:
+    """The existing file's mode, or a new file's under the umask."""
+    try:
+        return output.stat().st_mode & 0o777
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 class _CsvWriter:
@@ -365,6 +376,8 @@ def main(argv: list[str] | None = None) -> int:
         return _fail("interrupted", 130)
     except OSError as error:
         return _fail(f"{error.filename or ''}: {error.strerror or error}".lstrip(": "))
+    except Exception as error:  # a bug of ours: still one line, as promised
+        return _fail(f"unexpected {type(error).__name__}: {' '.join(str(error).split())}")
     return code if isinstance(code, int) else 0
 
 

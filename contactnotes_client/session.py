@@ -63,11 +63,11 @@ def _unreachable(api: str, error: requests.RequestException) -> CliError:
 class Session:
     """Requests to one API, signed in with the stored credentials when `signed_in` is asked."""
 
-    def __init__(self, api: str, sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(self, api: str, notice: Callable[[str], None] = lambda _: None) -> None:
         self.api = api.rstrip("/")
         self.http = requests.Session()
         self.http.headers["User-Agent"] = "contact-notes-cli"
-        self.sleep = sleep
+        self.notice = notice
         self._credentials: Credentials | None = None
 
     def url(self, path: str) -> str:
@@ -99,6 +99,8 @@ class Session:
     ) -> requests.Response:
         statuses = POST_RETRY_STATUSES if method.upper() == "POST" else RETRYABLE_STATUSES
         url = self.url(path)
+        kwargs = dict(kwargs)
+        headers = {**kwargs.pop("headers", {}), **headers}
 
         def once() -> requests.Response:
             try:
@@ -108,7 +110,11 @@ class Session:
             except requests.RequestException as error:
                 raise _unreachable(self.api, error) from None
 
-        return call_with_retries(once, sleep=self.sleep, retry_on=statuses)
+        return call_with_retries(once, sleep=self._wait, retry_on=statuses)
+
+    def _wait(self, seconds: float) -> None:
+        self.notice(f"the API is busy: trying again in {seconds:.1f} s")
+        time.sleep(seconds)
 
     @staticmethod
     def _checked(response: requests.Response) -> requests.Response:

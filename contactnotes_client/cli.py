@@ -310,21 +310,29 @@ class _VcardWriter:
 class _JsonWriter:
     """One document of every page's contacts, written as they come."""
 
+    OPENING = b'{"format": "contact-notes", "version": 1, "contacts": ['
+
     def __init__(self, sink: IO[bytes]) -> None:
-        self.sink, self.count = sink, 0
-        sink.write(b'{"format": "contact-notes", "version": 1, "contacts": [')
+        self.sink, self.count, self.opened = sink, 0, False
 
     def page(self, body: bytes) -> int:
         try:
             contacts = json.loads(body)["contacts"]
         except (ValueError, KeyError, TypeError) as error:
             raise CliError(f"the export answered a page that is not a contact-notes document: {error}") from None
+        self._open()  # only once a page came: a failed first request prints nothing on stdout
         for contact in contacts:
             self.sink.write((b",\n" if self.count else b"\n") + json.dumps(contact, ensure_ascii=False).encode("utf-8"))
             self.count += 1
         return len(contacts)
 
+    def _open(self) -> None:
+        if not self.opened:
+            self.sink.write(self.OPENING)
+            self.opened = True
+
     def close(self) -> None:
+        self._open()
         self.sink.write(b'\n], "next_cursor": null}\n')
 
 

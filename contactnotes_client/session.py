@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import errno
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 from urllib.parse import urljoin
 
@@ -164,7 +164,7 @@ class Session:
             credentials.remove()
         return True
 
-    def pages(self, path: str, params: Mapping[str, str]) -> Any:
+    def pages(self, path: str, params: Mapping[str, str]) -> Iterator[requests.Response]:
         """Each answer of a paged GET, following `Link: <...>; rel="next"` (relative URLs
         resolved against the URL that answered)."""
         response = self.send("GET", path, authorized=True, params=dict(params))

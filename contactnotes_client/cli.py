@@ -138,7 +138,7 @@ def import_file(
         Conflict | None, typer.Option(help="A contact whose email exists already: skip it or update it.")
     ] = None,
     mapping: Annotated[
-        str | None, typer.Option(help='CSV columns to fields, a JSON object: {"E-mail": "email"}.')
+        str | None, typer.Option(help='Fields to CSV columns, a JSON object: {"email": "E-Mail"}.')
     ] = None,
     batch_rows: Annotated[int, typer.Option(min=1, max=10_000, help="Rows per request.")] = parts.DEFAULT_ROWS,
 ) -> None:
@@ -167,7 +167,7 @@ def _mapping(text: str) -> str:
     except ValueError:
         value = None
     if not isinstance(value, dict):
-        raise CliError('--mapping must be a JSON object, such as {"E-mail Address": "email"}')
+        raise CliError('--mapping must be a JSON object of fields to columns, such as {"email": "E-Mail"}')
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 

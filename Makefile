@@ -11,9 +11,13 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-# Reinstall whenever a requirements file changes.
-$(STAMP): requirements.txt requirements-dev.txt | $(BIN)/python
+# Reinstall whenever a requirements file changes. The project itself goes in editable, for
+# its console script (contact-notes, the CLI); it is built with the setuptools the venv has
+# when it has one (offline), else pip fetches one as it fetched the requirements.
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	$(BIN)/python -c "import setuptools, wheel" 2>/dev/null && isolation=--no-build-isolation; \
+		$(BIN)/python -m pip install --quiet --no-deps $$isolation -e .
 	touch $(STAMP)
 
 ASSETS := chalicelib/static/swagger-ui/VERSION

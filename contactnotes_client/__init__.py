@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Protocol, TypeVar
@@ -18,8 +18,12 @@ RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
 
 
 class Response(Protocol):
-    status_code: int
-    headers: Mapping[str, str]
+    # Read-only members: a requests or httpx response (whose headers are a mutable mapping) matches.
+    @property
+    def status_code(self) -> int: ...
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
 
 
 R = TypeVar("R", bound=Response)
@@ -63,11 +67,16 @@ def call_with_retries(
     backoff: Backoff = Backoff(),
     sleep: Callable[[float], None] = time.sleep,
     rand: Callable[[], float] = random.random,
+    retry_on: Collection[int] = RETRYABLE_STATUSES,
 ) -> R:
-    """Send, and on 429/502/503/504 wait (honouring Retry-After) and send again, a bounded number of times."""
+    """Send, and on 429/502/503/504 wait (honouring Retry-After) and send again, a bounded number of times.
+
+    `retry_on` narrows the statuses worth sending again: a request that is not idempotent is
+    safe to resend only on 429, which the server answers before doing any work.
+    """
     response = send()
     for attempt in range(backoff.max_attempts - 1):
-        if response.status_code not in RETRYABLE_STATUSES:
+        if response.status_code not in retry_on:
             return response
         sleep(backoff.delay(attempt, retry_after_seconds(response.headers), rand))
         response = send()

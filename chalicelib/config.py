@@ -59,6 +59,10 @@ class Settings(BaseModel):
     access_token_minutes: int = Field(default=15, ge=1, le=1440)
     # A refresh token family (a sign-in) ends after this many days without a refresh.
     refresh_token_days: int = Field(default=30, ge=1, le=365)
+    # How long one DynamoDB call may wait for its answer (chalicelib.models: the request's
+    # time budget rests on it). `make run` raises it for its embedded DynamoDB, which answers a
+    # Query over 10,000 items in about a second where DynamoDB takes milliseconds.
+    dynamodb_read_timeout_seconds: float = Field(default=1.0, gt=0, le=60)
     default_phone_region: str = Field(default="US", pattern=r"^[A-Z]{2}$")
     max_request_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
     # A search makes up to 9 store calls (8 terms and the page), each up to about 4 s when the
@@ -79,8 +83,9 @@ class Settings(BaseModel):
     # An import or a batch starts no transaction once it has spent this long on the store (a
     # slow or failing DynamoDB): the rows not yet written are reported ("import them again") and
     # the answer comes before the function's 25 s, each transaction in flight taking at most
-    # about 12 s more (models.py's retries).
-    bulk_store_seconds: float = Field(default=12.0, ge=0, le=12)
+    # about 12 s more (models.py's retries). Default 12; none on the local stage, whose embedded
+    # DynamoDB is far slower than DynamoDB (a 10,000-row import takes longer than 12 s there).
+    bulk_store_seconds: float | None = Field(default=None, ge=0, le=12)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # JSON lines on deployed stages (CloudWatch Logs Insights), text locally; see observability.
     log_format: Literal["json", "text"] | None = None
@@ -132,6 +137,12 @@ class Settings(BaseModel):
         if self.bulk_write_workers is not None:
             return self.bulk_write_workers
         return 1 if self.stage == "local" else 8
+
+    @property
+    def bulk_deadline_seconds(self) -> float | None:
+        if self.bulk_store_seconds is not None:
+            return self.bulk_store_seconds
+        return None if self.stage == "local" else 12.0
 
     @property
     def signing_secret(self) -> str:

@@ -323,10 +323,10 @@ def bind_models(settings: Settings) -> None:
     names = {model: getattr(settings, setting) for model, (setting, _) in TABLES.items()}
     for model, table_name in names.items():
         meta: Any = model.Meta
-        target = (table_name, settings.aws_region, settings.dynamodb_endpoint)
-        if (meta.table_name, meta.region, meta.host) == target:
+        target = (table_name, settings.aws_region, settings.dynamodb_endpoint, settings.dynamodb_read_timeout_seconds)
+        if (meta.table_name, meta.region, meta.host, meta.read_timeout_seconds) == target:
             continue  # keep the connection (and its client) when nothing changed
-        meta.table_name, meta.region, meta.host = target
+        meta.table_name, meta.region, meta.host, meta.read_timeout_seconds = target
         model._connection = None  # rebuilt with the new Meta
     _share_one_client()
 

@@ -57,7 +57,7 @@ def test_import_ten_thousand_rows_and_export_them_back(tmp_path: Path) -> None:
         assert exported.returncode == 0, exported.stderr
         assert time.monotonic() - started < 120  # the whole round trip, within its budget
 
-        text = (tmp_path / "out.csv").read_text(encoding="utf-8")
+        text = (tmp_path / "out.csv").read_bytes().decode("utf-8")  # as written: CRLF line ends
         assert text.startswith("id,first_name,last_name,email,phone,company,title,created_at,updated_at\r\n")
         back = list(csv.DictReader(io.StringIO(text, newline="")))
         assert len(back) == ROWS  # every page's rows, the header once

@@ -99,7 +99,8 @@ def run_batch(settings: Settings, owner_id: str, operations: list[Any], *, share
             _plan(plan, index, parsed[index])
         except AppError as error:
             plan.problems[index] = error
-    deadline = time.monotonic() + settings.bulk_store_seconds
+    seconds = settings.bulk_deadline_seconds
+    deadline = None if seconds is None else time.monotonic() + seconds
     failed = bulk.commit(plan.units, owner_id if shared else None, settings.write_workers, deadline)
     for index, label in failed.items():
         plan.results.pop(index, None)

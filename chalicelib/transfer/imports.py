@@ -156,7 +156,8 @@ def _write(settings: Settings, owner_id: str, entries: list[_Entry], shared: boo
     units: list[bulk.Unit] = []
     for index, entry in enumerate(entries):
         units += _units(settings, owner_id, index, entry, now)
-    deadline = time.monotonic() + settings.bulk_store_seconds
+    seconds = settings.bulk_deadline_seconds
+    deadline = None if seconds is None else time.monotonic() + seconds
     failed = bulk.commit(units, owner_id if shared else None, settings.write_workers, deadline)
     for index, label in failed.items():
         entry = entries[index]

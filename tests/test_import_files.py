@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.conftest import Api, problem
+from tests.conftest import Api, CallCounter, problem
 from tests.test_imports import contacts, notes_of
 
 DATA = Path(__file__).parent / "data" / "imports"
@@ -314,3 +314,28 @@ def test_a_file_that_cannot_be_read_is_a_400(alice: Api, body: bytes, content_ty
     assert says in detail
     assert "\x00" not in detail
     assert contacts(alice) == []
+
+
+@pytest.mark.parametrize(
+    ("name", "content_type"),
+    [
+        ("google.csv", "text/csv"),
+        ("google_legacy_utf16.csv", "text/csv"),
+        ("outlook_utf8_bom.csv", "text/csv"),
+        ("excel_windows1252.csv", "text/csv"),
+        ("ours.csv", "text/csv"),
+        ("apple.vcf", "text/vcard"),
+        ("v4.vcf", "text/vcard"),
+    ],
+)
+def test_a_dry_run_of_each_file_sends_no_write_and_answers_the_real_report(
+    alice: Api, dynamodb: CallCounter, name: str, content_type: str
+) -> None:
+    dynamodb.reset()
+    dry = upload(alice, name, content_type, "?dry_run=true")
+    assert dry.status == 200, dry.body
+    assert not {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"} & set(dynamodb.calls)
+    assert contacts(alice) == []
+    real = upload(alice, name, content_type)
+    assert dry.json == real.json | {"dry_run": True}
+    assert len(contacts(alice)) == real.json["created"] > 0

@@ -104,10 +104,6 @@ transact = _transact  # for the capabilities' own storage modules
 
 _RETRYABLE_CANCELLATIONS = {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"}
 
-# For the capabilities' own storage modules (chalicelib.workspaces.store).
-transact = _transact
-condition_failed = _condition_failed
-
 
 def _cancellation_codes(exc: TransactWriteError) -> list[str]:
     if exc.cause_response_code != "TransactionCanceledException":

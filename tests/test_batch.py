@@ -151,3 +151,42 @@ def test_viewers_cannot_and_batches_stay_in_their_workspace(alice: Api, bob: Api
     assert statuses(reply) == [404, 201]
     assert alice.get(f"/contacts/{mine['id']}").status == 200
     assert team.get(f"/contacts/{reply.json['results'][1]['id']}").status == 200
+
+
+def test_an_operation_whose_contact_changed_meanwhile_gets_the_status_it_would_alone(alice: Api) -> None:
+    """Another request writes both contacts between the batch's read and its transaction: the
+    update and the delete without a version are sent again alone (200, 204); the one with a
+    version is then stale (412)."""
+    a = alice.post("/contacts", {"first_name": "A"}).json
+    b = alice.post("/contacts", {"first_name": "B"}).json
+    c = alice.post("/contacts", {"first_name": "C"}).json
+
+    def write_them() -> None:
+        for contact in (a, b, c):
+            assert alice.patch(f"/contacts/{contact['id']}", {"title": "Changed"}).status == 200
+
+    with before_first("TransactWriteItems", write_them):
+        reply = batch(
+            alice,
+            {"op": "update", "id": a["id"], "contact": {"company": "Acme"}},
+            {"op": "delete", "id": b["id"]},
+            {"op": "update", "id": c["id"], "contact": {"company": "Acme"}, "version": 1},
+        )
+    assert statuses(reply) == [200, 204, 412]
+    updated = alice.get(f"/contacts/{a['id']}").json
+    assert (updated["company"], updated["title"], updated["version"]) == ("Acme", "Changed", 3)
+    assert alice.get(f"/contacts/{b['id']}").status == 404
+
+
+def test_a_delete_whose_notes_sweep_is_cut_short_is_a_503_for_that_operation(alice: Api) -> None:
+    from tests.conftest import answering, unprocessed
+
+    b = alice.post("/contacts", {"first_name": "B"}).json
+    note = alice.post(f"/contacts/{b['id']}/notes", {"body": "kept for now"}).json
+    with answering("BatchWriteItem", unprocessed):
+        reply = batch(alice, {"op": "delete", "id": b["id"]}, create("New", "n@example.com"))
+    assert statuses(reply) == [503, 201]
+    assert f"DELETE /contacts/{b['id']}" in reply.json["results"][0]["problem"]["detail"]
+    assert alice.get(f"/notes/{note['id']}").status == 200
+    assert alice.delete(f"/contacts/{b['id']}").status == 404  # finishes the sweep, as it says
+    assert alice.get(f"/notes/{note['id']}").status == 404

@@ -287,3 +287,48 @@ def test_no_transaction_starts_once_the_store_time_is_spent(alice: Api, limits: 
     assert (report["created"], report["failed"], report["notes_created"]) == (0, 2, 0)
     assert all("import it again" in e["detail"] for e in report["errors"])
     assert contacts(alice) == []
+
+
+def test_a_row_with_more_notes_than_one_transaction_holds_reports_the_notes_that_did_not_go_in(
+    alice: Api, dynamodb: CallCounter
+) -> None:
+    """60 notes: the contact and 48 go in the row's transaction, 12 in a follow-up one, which
+    DynamoDB keeps refusing here: the contact is in, and the row says how many notes are not."""
+    from tests.conftest import answering, dynamodb_error
+
+    def refuse_follow_up(request: dict[str, Any]) -> Any:
+        if any("Update" in item for item in request["TransactItems"]):
+            return dynamodb_error("ThrottlingException", "Rate of requests exceeds the allowed throughput.")
+        return None
+
+    with answering("TransactWriteItems", refuse_follow_up):
+        report = import_json(alice, backup(person("Many", "many@example.com", *[f"n{i}" for i in range(60)]))).json
+    assert (report["created"], report["notes_created"], report["failed"]) == (1, 48, 1)
+    assert report["errors"][0]["field"] == "notes" and "12 were not added" in report["errors"][0]["detail"]
+    (many,) = contacts(alice)
+    assert len(alice.get(f"/contacts/{many['id']}/notes?limit=100").json["items"]) == 48
+
+
+def test_follow_up_notes_are_not_sent_when_the_row_itself_failed(alice: Api, dynamodb: CallCounter) -> None:
+    """on_conflict=update merges 50 rows of one email (50 notes: more than one transaction). The
+    contact's email changes before the import writes: the row fails, and none of its notes go in."""
+    from tests.conftest import before_first
+
+    old = alice.post("/contacts", {"first_name": "Old", "email": "x@example.com"}).json
+
+    def move() -> None:
+        assert alice.patch(f"/contacts/{old['id']}", {"email": "moved@example.com"}).status == 200
+
+    rows = [person(f"R{i}", "x@example.com", f"note {i}") for i in range(50)]
+    with before_first("TransactWriteItems", move):
+        report = import_json(alice, backup(*rows), "&on_conflict=update").json
+    assert (report["updated"], report["failed"], report["notes_created"]) == (0, 50, 0)
+    assert alice.get(f"/contacts/{old['id']}/notes").json["items"] == []
+
+
+def test_an_update_to_a_phone_that_does_not_parse_drops_the_old_e164_form(alice: Api) -> None:
+    old = alice.post("/contacts", {"first_name": "Old", "email": "p@example.com", "phone": "+1 415 555 0100"}).json
+    assert old["phone_e164"] == "+14155550100"
+    import_json(alice, backup(person("Old", "p@example.com", phone="12")), "&on_conflict=update")
+    updated = alice.get(f"/contacts/{old['id']}").json
+    assert (updated["phone"], updated["phone_e164"]) == ("12", None)

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from chalicelib import store
+from chalicelib import services, store
 from chalicelib.config import Settings
 from chalicelib.errors import (
     AppError,
@@ -102,13 +102,49 @@ def run_batch(settings: Settings, owner_id: str, operations: list[Any], *, share
     seconds = settings.bulk_deadline_seconds
     deadline = None if seconds is None else time.monotonic() + seconds
     failed = bulk.commit(plan.units, owner_id if shared else None, settings.write_workers, deadline)
-    for index, label in failed.items():
+    for index in sorted(failed):  # in order: an operation alone sees the ones before it
         plan.results.pop(index, None)
-        plan.problems[index] = _raced(owner_id, parsed[index], label)
-    for index, contact_id in plan.swept.items():
-        if index not in failed:
-            store.delete_notes_of_contact(owner_id, contact_id)
+        try:
+            plan.results[index] = _alone(settings, owner_id, parsed[index], failed[index], shared)
+        except AppError as error:
+            plan.problems[index] = error
+    _sweep(plan, failed)
     return _answer(plan, len(operations))
+
+
+def _alone(settings: Settings, owner_id: str, op: Any, label: str, shared: bool) -> tuple[int, str | None]:
+    """An operation whose condition failed at commit (another request wrote the contact or the
+    email meanwhile), sent again on its own as the single route would (one item's calls):
+    its status is then the one it would have had alone: 200, 204, 404, 409 or 412."""
+    if label == bulk.UNAVAILABLE:
+        raise ServiceUnavailable("The database was too busy to apply this operation; send it again.")
+    if isinstance(op, UpdateOp):
+        services.patch_contact(settings, owner_id, op.id, op.contact, op.version)
+        return 200, op.id
+    if isinstance(op, DeleteOp):
+        services.delete_contact(owner_id, op.id, op.version)  # sweeps the contact's notes too
+        return 204, op.id
+    if isinstance(op, CreateOp):
+        return 201, services.create_contact(settings, owner_id, op.contact, shared=shared).id  # 409 if taken
+    key = store.contact_email_key(_email(op))
+    if label == "email" and key is not None:
+        raise store.email_taken(owner_id, key)
+    raise Conflict(CHANGED)
+
+
+def _sweep(plan: _Plan, failed: dict[int, str]) -> None:
+    """The notes of the contacts deleted (and of those already gone: a DELETE that was cut short
+    left them), as DELETE /contacts/{id} sweeps them; a sweep cut short is that operation's 503."""
+    for index, contact_id in plan.swept.items():
+        if index in failed:
+            continue  # sent again alone, which swept
+        try:
+            store.delete_notes_of_contact(plan.owner_id, contact_id)
+        except ServiceUnavailable:
+            plan.results.pop(index, None)
+            plan.problems[index] = ServiceUnavailable(
+                f"The contact is deleted but not all its notes were removed: DELETE /contacts/{contact_id} finishes it."
+            )
 
 
 def _read(settings: Settings, owner_id: str, parsed: dict[int, Any]) -> _Plan:
@@ -229,7 +265,12 @@ def _change(plan: _Plan, index: int, contact_id: str, version: int | None, value
 
 
 def _delete(plan: _Plan, index: int, op: DeleteOp) -> None:
-    current = _current(plan, op.id, op.version)
+    try:
+        current = _current(plan, op.id, op.version)
+    except NotFound:
+        if is_valid_id(op.id) and op.id not in plan.contacts:
+            plan.swept[index] = op.id  # notes a DELETE cut short left behind, as the single route sweeps them
+        raise
     unit = bulk.Unit(index)
     notes_as_read = Contact.has_notes.exists() if current.has_notes else Contact.has_notes.does_not_exist()
     condition = (Contact.version == current.version) & notes_as_read
@@ -242,16 +283,6 @@ def _delete(plan: _Plan, index: int, op: DeleteOp) -> None:
     if current.has_notes:
         plan.swept[index] = op.id
     plan.results[index] = (204, op.id)
-
-
-def _raced(owner_id: str, op: Any, label: str) -> AppError:
-    """What an operation whose condition failed at commit answers (someone wrote meanwhile)."""
-    key = store.contact_email_key(_email(op))
-    if label == bulk.UNAVAILABLE:
-        return ServiceUnavailable("The database was too busy to apply this operation; send it again.")
-    if label == "email" and key is not None:
-        return store.email_taken(owner_id, key)
-    return Conflict(CHANGED)
 
 
 def _answer(plan: _Plan, count: int) -> tuple[int, BatchOut]:

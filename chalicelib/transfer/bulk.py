@@ -19,6 +19,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from botocore.exceptions import BotoCoreError, ClientError
+from pynamodb.exceptions import PynamoDBException
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
 from pynamodb.transactions import TransactWrite
@@ -27,6 +29,7 @@ from chalicelib import store
 from chalicelib.errors import Forbidden, ServiceUnavailable
 from chalicelib.ids import new_id
 from chalicelib.models import Contact, ContactEmail, Note, Workspace
+from chalicelib.web import logger
 
 MAX_ACTIONS = 100  # per TransactWriteItems
 MAX_BYTES = 3_500_000  # per TransactWriteItems, estimated, under DynamoDB's 4 MB
@@ -53,6 +56,7 @@ class Unit:
 
     key: int
     actions: list[_Action] = field(default_factory=list)
+    written: bool = False  # set once its transaction committed
 
     @property
     def size(self) -> int:
@@ -90,6 +94,7 @@ def _size(item: Contact | ContactEmail | Note) -> int:
 
 
 UNAVAILABLE = "unavailable"  # the label of units not written because DynamoDB stayed busy
+MORE_NOTES = "more_notes"  # the label of a row's follow-up notes (its contact went in before)
 
 
 def commit(
@@ -107,14 +112,21 @@ def commit(
     failed: dict[int, str] = {}
 
     def send(group: list[Unit]) -> dict[int, str]:
+        # A unit whose key already failed in an earlier wave is not sent: a row's follow-up
+        # notes (notes_units) never go in after its contact did not.
+        group = [unit for unit in group if unit.key not in failed]
+        if not group:
+            return {}
         if deadline is not None and time.monotonic() > deadline:
             return {unit.key: UNAVAILABLE for unit in group}
         return _commit_group(group, shared_workspace)
 
     for wave in _waves(_packed(units, reserved=1 if shared_workspace else 0)):
         with ThreadPoolExecutor(min(workers, len(wave))) as pool:
-            for outcome in pool.map(send, wave):
-                failed.update(outcome)
+            outcomes = list(pool.map(send, wave))
+        for outcome in outcomes:  # the first failure of a key is the one that says why
+            for key, label in outcome.items():
+                failed.setdefault(key, label)
     return failed
 
 
@@ -125,9 +137,14 @@ def _commit_group(group: list[Unit], shared_workspace: str | None) -> dict[int, 
         order = _send_order(pending, shared_workspace)
         try:
             codes = store.transact(Contact, new_id(), _writer(pending, shared_workspace))
-        except ServiceUnavailable:  # throttled or unreachable even after retries: these units only
+        except (ServiceUnavailable, PynamoDBException, BotoCoreError, ClientError):
+            # Throttled or unreachable even after retries, or refused (a transaction still in
+            # progress, a validation error): these units only, reported; the others go on.
+            logger.warning("a bulk transaction of %d units was not written", len(pending), exc_info=True)
             return failed | {unit.key: UNAVAILABLE for unit in pending}
         if not codes:
+            for unit in pending:
+                unit.written = True
             break
         if shared_workspace and 0 in codes:
             raise Forbidden(store.WORKSPACE_GONE)
@@ -220,12 +237,17 @@ def notes_units(key: int, contact: Contact, notes: list[Note]) -> tuple[list[Not
     while rest:
         chunk, rest = _take(rest, MAX_ACTIONS - 2)
         unit = Unit(key)
-        unit.update("contact", Contact(contact.owner_id, contact.contact_id), [Contact.has_notes.set(True)],
+        unit.update(MORE_NOTES, Contact(contact.owner_id, contact.contact_id), [Contact.has_notes.set(True)],
                     Contact.contact_id.exists())  # fmt: skip
         for note in chunk:
-            unit.put("note", note, None)
+            unit.put(MORE_NOTES, note, None)
         units.append(unit)
     return first, units
+
+
+def notes_written(units: list[Unit]) -> int:
+    """How many notes the written units among these put."""
+    return sum(1 for unit in units if unit.written for a in unit.actions if a.item[0] == Note.Meta.table_name)
 
 
 def _take(notes: list[Note], count: int) -> tuple[list[Note], list[Note]]:

@@ -26,6 +26,10 @@ from chalicelib.transfer.schemas import ImportReport, ImportRowError
 
 RACED = "Another contact took this email while the import ran; import the row again."
 BUSY = "The database was too busy to write this row; import it again (rows already in are skipped)."
+PARTLY = (
+    "The contact went in with some of its notes; {missing} were not added (the database was busy): "
+    "add them to it, importing the row again would skip it."
+)
 GONE = "The contact with this email changed or was deleted while the import ran; import the row again."
 
 
@@ -38,6 +42,7 @@ class _Entry:
     notes: list[str]
     rows: list[int] = field(default_factory=list)  # every row merged into it, its own first
     existing: str | None = None  # the id of the contact with its email, if one has it
+    units: list[bulk.Unit] = field(default_factory=list)  # what writing it takes (none in a dry run)
 
     @property
     def email_key(self) -> str | None:
@@ -95,7 +100,7 @@ def run_import(
     for entry in entries:  # what was written (all of them, in a dry run)
         tally.created += 0 if entry.existing else 1
         tally.updated += len(entry.rows) - (0 if entry.existing else 1)
-        tally.notes_created += len(entry.notes)
+        tally.notes_created += bulk.notes_written(entry.units) if entry.units else len(entry.notes)
     return tally.report(dry_run)
 
 
@@ -153,17 +158,25 @@ def _merged(entries: list[_Entry], on_conflict: str, tally: _Tally) -> list[_Ent
 def _write(settings: Settings, owner_id: str, entries: list[_Entry], shared: bool, tally: _Tally) -> list[_Entry]:
     """Commit the entries (each all or nothing); return those written, report the others."""
     now = utc_now()
-    units: list[bulk.Unit] = []
     for index, entry in enumerate(entries):
-        units += _units(settings, owner_id, index, entry, now)
+        entry.units = _units(settings, owner_id, index, entry, now)
     seconds = settings.bulk_deadline_seconds
     deadline = None if seconds is None else time.monotonic() + seconds
+    units = [unit for entry in entries for unit in entry.units]
     failed = bulk.commit(units, owner_id if shared else None, settings.write_workers, deadline)
-    for index, label in failed.items():
-        entry = entries[index]
-        detail = {"email": RACED, bulk.UNAVAILABLE: BUSY}.get(label, GONE)
-        tally.fail([RowError(row, detail, "email") for row in entry.rows])
-    return [entry for index, entry in enumerate(entries) if index not in failed]
+    written = []
+    for index, entry in enumerate(entries):
+        label = failed.get(index)
+        if label is None:
+            written.append(entry)
+        elif entry.units[0].written:  # the contact and its first notes went in, not all its notes
+            missing = len(entry.notes) - bulk.notes_written(entry.units)
+            tally.fail([RowError(entry.rows[0], PARTLY.format(missing=missing), "notes")])
+            written.append(entry)
+        else:
+            detail, field = {"email": (RACED, "email"), bulk.UNAVAILABLE: (BUSY, None)}.get(label, (GONE, "email"))
+            tally.fail([RowError(row, detail, field) for row in entry.rows])
+    return written
 
 
 def _units(settings: Settings, owner_id: str, index: int, entry: _Entry, now: str) -> list[bulk.Unit]:
@@ -179,7 +192,8 @@ def _units(settings: Settings, owner_id: str, index: int, entry: _Entry, now: st
         values["has_notes"] = True
     key = entry.email_key
     if entry.existing:  # update: the row's non-empty fields; only while it still has this email
-        actions = [getattr(Contact, name).set(value) for name, value in values.items() if value is not None]
+        # (phone_e164 None: the new phone does not parse, so the old number's form goes.)
+        actions = [getattr(Contact, k).remove() if v is None else getattr(Contact, k).set(v) for k, v in values.items()]
         unit.update("contact", contact, [*actions, Contact.version.add(1)], Contact.email_key == key)
     else:
         created = Contact(owner_id, contact_id, **values, created_at=now, version=1, email_key=key)

@@ -60,9 +60,6 @@ def embedded_dynamodb() -> Iterator[str]:
     from devtools import moto_transactions
 
     moto_transactions.install()  # TransactWriteItems without copying whole tables (see there)
-    # moto walks a whole table on every Query: with 10,000 contacts a call takes about a second,
-    # which DynamoDB answers in milliseconds; the deployed 1 s would turn that into 503s.
-    os.environ.setdefault("DYNAMODB_READ_TIMEOUT_SECONDS", "15")
 
     for name, value in (("AWS_ACCESS_KEY_ID", "local"), ("AWS_SECRET_ACCESS_KEY", "local")):
         os.environ.setdefault(name, value)
@@ -252,6 +249,9 @@ def main() -> None:
         else:
             with embedded_dynamodb() as endpoint:
                 os.environ["DYNAMODB_ENDPOINT"] = endpoint
+                # moto walks a whole table on every Query: with 10,000 contacts a call takes about
+                # a second, which DynamoDB answers in milliseconds; the deployed 1 s would be 503s.
+                os.environ.setdefault("DYNAMODB_READ_TIMEOUT_SECONDS", "15")
                 serve(host, port)
     except KeyboardInterrupt:
         print("contact-notes: stopped", flush=True)

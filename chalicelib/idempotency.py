@@ -10,7 +10,9 @@ the query) is the validation payload: the same key with another request is a 422
 
 Only successes are stored (Stripe's rule): a view that raises (every AppError) makes
 Powertools delete the INPROGRESS record, and an answer of 400 or more is turned into an
-exception here for the same reason, so a retry of a failed request runs again.
+exception here for the same reason, so a retry of a failed request runs again. A hand-made
+store was not needed: everything asked of it fits Powertools' hooks (a per-request config for
+the Lambda's remaining time, `response_hook` to mark a replay, `key_prefix` for stable ids).
 
 Powertools and boto3 are imported on the first request that sends a key: a request without one
 costs nothing more than before, not even at cold start.
@@ -38,6 +40,10 @@ MAX_KEY_LENGTH = 255
 # function (Powertools' default prefix) does not forget the keys it stored.
 KEY_PREFIX = "contact-notes"
 IN_PROGRESS_RETRY_AFTER = 1  # seconds: a creating POST takes milliseconds
+# DynamoDB's items end at 400 KB: a larger answer (an import's report of thousands of failed
+# rows) is answered but not stored, so its retry runs again (an import's rows then skip as
+# duplicates) rather than the answer being lost to a failed UpdateItem.
+MAX_STORED_BODY_BYTES = 350_000
 
 
 class KeyReused(AppError):
@@ -62,8 +68,9 @@ class Caller:
     workspace_id: str
 
 
-class _Failed(Exception):
-    """A view's answer of 400 or more, raised so that Powertools stores nothing for it."""
+class _NotStored(Exception):
+    """An answer raised so that Powertools stores nothing for it (its record is deleted): a
+    failure (400 or more), or one too large for a DynamoDB item, which a retry runs again."""
 
     def __init__(self, response: Response) -> None:
         super().__init__(response.status_code)
@@ -130,14 +137,15 @@ def _run_once(work: Callable[[], Response], request: Request, who: Caller, key: 
     )
     def answer(material: dict[str, Any]) -> dict[str, Any]:
         response = work()
-        if response.status_code >= 400:
-            raise _Failed(response)
-        return _stored(response)
+        stored = _stored(response)
+        if response.status_code >= 400 or len(stored["body"].encode()) > MAX_STORED_BODY_BYTES:
+            raise _NotStored(response)
+        return stored
 
     try:
         return _replayed(answer(material=_material(request, who, key)))
-    except _Failed as failed:
-        return failed.response
+    except _NotStored as answered:
+        return answered.response
     except errors.IdempotencyValidationError:
         raise KeyReused(f"This {HEADER} was first sent with another request; use a new key for this one.") from None
     except (errors.IdempotencyAlreadyInProgressError, errors.IdempotencyInconsistentStateError):

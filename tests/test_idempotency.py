@@ -10,7 +10,7 @@ import pytest
 
 from chalicelib import runtime
 from tests.api import PASSWORD
-from tests.conftest import Api, CallCounter, problem
+from tests.conftest import Api, CallCounter, answering, before_first, dynamodb_error, problem
 from tests.stack import poll
 
 KEY = "Idempotency-Key"
@@ -202,3 +202,30 @@ def test_the_record_expires_by_ttl(alice: Api, limits: Any, dynamodb: CallCounte
     second = poll(ran_again, 10)
     assert second.json["id"] != first.json["id"]
     assert len(contacts(alice)) == 2
+
+
+def test_a_repeat_while_the_first_runs_is_a_409_with_retry_after(alice: Api) -> None:
+    headers = keyed()
+    seen: list[Any] = []
+
+    def repeat() -> None:  # lands while the first request is between its key's record and its write
+        seen.append(alice.post("/contacts", {"first_name": "Ada"}, headers=headers))
+
+    with before_first("PutItem", repeat, table=runtime.settings().contacts_table):
+        first = alice.post("/contacts", {"first_name": "Ada"}, headers=headers)
+    assert first.status == 201
+    body = problem(seen[0], 409)
+    assert body["type"].endswith(":idempotency-key-in-use")
+    assert seen[0].header("Retry-After") == "1"
+    assert len(contacts(alice)) == 1
+    # The 409 stored nothing: the first answer replays.
+    assert alice.post("/contacts", {"first_name": "Ada"}, headers=headers).json == first.json
+
+
+def test_an_unreachable_key_store_is_a_503_and_nothing_is_written(alice: Api) -> None:
+    throttled = dynamodb_error("ThrottlingException")
+    with answering("PutItem", lambda _: throttled, table=runtime.settings().idempotency_table):
+        reply = alice.post("/contacts", {"first_name": "Ada"}, headers=keyed())
+    problem(reply, 503)
+    assert reply.header("Retry-After")
+    assert contacts(alice) == []

@@ -29,6 +29,10 @@ NOTES_PER_BATCH = 25  # BatchWriteItem's limit: a contact's notes are deleted 25
 # Budgets on all calls of one request, limiter included.
 BUDGETS = {
     "item": 2,  # one item read, written or deleted (a transaction is one call)
+    # #16: a creating POST sent with an Idempotency-Key: Powertools' INPROGRESS PutItem and its
+    # UpdateItem storing the answer, on top of the item's 2; a repeat is the refused PutItem alone.
+    "item, with an Idempotency-Key": 2 + 2,
+    "replay": 2,
     "list": 3,  # one page of a list
     "limiter only": 1,  # no item read or written (refused input, health): the limiter's call only
     "none": 0,  # a CORS preflight: answered from the route table, not even the limiter is asked
@@ -117,9 +121,12 @@ class Route:
     form: str | None = None
     limiter: list[str] = field(default_factory=lambda: ["UpdateItem"])
     in_workspace: bool = False  # sent with a token into the seeded shared workspace {w}
+    headers: dict[str, str] = field(default_factory=dict)
+    repeat: bool = False  # sent once before, uncounted: the counted request is its repeat
 
 
 MISSING_ID = "01M8FP1CYTGFW5FGC7TXSJ3ETH"
+IDEMPOTENCY_KEY = "bench-calls-key"
 
 ROUTES = [
     Route("GET /health", "GET", "/health", 200, {}, "limiter only"),
@@ -205,6 +212,10 @@ ROUTES = [
         limiter=["UpdateItem", "GetItem"],
     ),
     Route("POST /contacts", "POST", "/contacts", 201, {"PutItem": 1}, "item", body={"first_name": "X"}),
+    Route("POST /contacts (with an Idempotency-Key)", "POST", "/contacts", 201, {"PutItem": 2, "UpdateItem": 1},
+          "item, with an Idempotency-Key", body={"first_name": "K"}, headers={"Idempotency-Key": IDEMPOTENCY_KEY}),
+    Route("POST /contacts (the same Idempotency-Key again: replayed)", "POST", "/contacts", 201, {"PutItem": 1},
+          "replay", body={"first_name": "K"}, headers={"Idempotency-Key": IDEMPOTENCY_KEY}, repeat=True),
     Route("GET /contacts", "GET", "/contacts", 200, {"Query": 1}, "list"),
     Route("GET /contacts/{id}", "GET", "/contacts/{c}", 200, {"GetItem": 1}, "item"),
     Route("PUT /contacts/{id}", "PUT", "/contacts/{c}", 200, {"UpdateItem": 1}, "item", body={"first_name": "Y"}),
@@ -420,6 +431,16 @@ def sessions(api: Api) -> dict[str, str]:
     return {"refresh": api.token_form(login).json["refresh_token"], "rotated": rotated}
 
 
+def send_route(caller: Any, route: Route, path: str, body: Any, counter: CallCounter) -> Any:
+    """Send the route as `caller` (its first sending uncounted when it is a repeat); the reply."""
+    if route.repeat:
+        caller.request(route.method, path, body, headers=route.headers)
+    counter.reset()
+    if route.form:
+        return caller.token_form(body)
+    return caller.request(route.method, path, body, headers=route.headers)
+
+
 def fill(route: Route, world: dict[str, str]) -> tuple[str, Any]:
     """The route's path and body (or form) with the seeded ids and tokens in place."""
     body = route.body
@@ -446,8 +467,7 @@ def run() -> list[Figure]:
             path, body = fill(route, world)
             caller = sender(alice, route, world)
             scans += counter.scans
-            counter.reset()
-            reply = alice.token_form(body) if route.form else caller.request(route.method, path, body)
+            reply = send_route(alice if route.form else caller, route, path, body, counter)
             assert reply.status == route.status, (route.name, reply.status, reply.body)
             assert counter.by_operation() == route.calls, (route.name, counter.log)
             total = len(counter.log)

@@ -44,6 +44,7 @@ class Settings(BaseModel):
     memberships_table: str = "contact-notes-memberships"
     sessions_table: str = "contact-notes-sessions"
     search_table: str = "contact-notes-search"
+    idempotency_table: str = "contact-notes-idempotency"
     # The signing key: JWT_SECRET (local runs, tests), or on the deployed stages the Secrets
     # Manager secret JWT_SECRET_ARN names, read when first needed and again once it is older
     # than jwt_secret_max_age_seconds (so a rotated key is used without new containers).
@@ -103,6 +104,10 @@ class Settings(BaseModel):
     usage_plan_keys: dict[str, str] = Field(default_factory=dict, repr=False)
     # Browser pages on these origins may call the API (comma-separated); none by default.
     cors_allowed_origins: tuple[str, ...] = ()
+    # How long the answer to a POST sent with an Idempotency-Key is kept and replayed (issue
+    # #16: 24 hours). IDEMPOTENCY_SECONDS, when set, replaces it (tests watch a key expire).
+    idempotency_hours: int = Field(default=24, ge=1, le=24 * 30)
+    idempotency_seconds: int | None = Field(default=None, ge=1, le=30 * 86_400)
     # Contacts per page of GET /exports: 1,000 (the most), or fewer (tests page through a few).
     export_page_size: int = Field(default=1000, ge=1, le=1000)
 
@@ -137,6 +142,12 @@ class Settings(BaseModel):
         if self.bulk_write_workers is not None:
             return self.bulk_write_workers
         return 1 if self.stage == "local" else 8
+
+    @property
+    def idempotency_expires_after_seconds(self) -> int:
+        if self.idempotency_seconds is not None:
+            return self.idempotency_seconds
+        return self.idempotency_hours * 3600
 
     @property
     def bulk_deadline_seconds(self) -> float | None:

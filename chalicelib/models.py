@@ -292,6 +292,22 @@ class SearchEntry(Model):
     expires_at = TTLAttribute(null=True)
 
 
+class IdempotencyRecord(Model):
+    """One Idempotency-Key's request and answer (chalicelib.idempotency), written and read only by
+    Powertools' DynamoDB persistence layer, in its own attribute names; expired by TTL
+    (`expiration`, epoch seconds) once its time is up (24 hours by default)."""
+
+    class Meta(_BaseMeta):
+        pass
+
+    id = UnicodeAttribute(hash_key=True)
+    expiration = TTLAttribute(null=True)
+    status = UnicodeAttribute(null=True)  # INPROGRESS or COMPLETED
+    in_progress_expiration = NumberAttribute(null=True)  # epoch milliseconds
+    data = UnicodeAttribute(null=True)  # the stored answer (JSON)
+    validation = UnicodeAttribute(null=True)  # a hash of the request the key was first sent with
+
+
 def contact_note_key(contact_id: str, note_id: str = "") -> str:
     """A note's by_contact sort key; without a note id, the prefix all its contact's notes share."""
     return f"{contact_id}#{note_id}"
@@ -314,6 +330,7 @@ TABLES: dict[type[Model], tuple[str, str]] = {
     Membership: ("memberships_table", "MembershipsTable"),
     SessionRecord: ("sessions_table", "SessionsTable"),
     SearchEntry: ("search_table", "SearchTable"),
+    IdempotencyRecord: ("idempotency_table", "IdempotencyTable"),
 }
 ALL_MODELS: tuple[type[Model], ...] = tuple(TABLES)
 

@@ -55,6 +55,8 @@ class Operation:
     public: bool = False
     etag: bool = False  # answers an ETag (the item's version)
     if_match: bool = False  # accepts If-Match (412 when stale)
+    # Accepts Idempotency-Key (chalicelib.idempotency): a repeat answers as the first did.
+    idempotent: bool = False
     problems: tuple[int, ...] = ()
     partial: bool = False  # also answers 207 Multi-Status, with the same schema: some items failed (a batch)
     # The least role in the token's workspace that may call it (chalicelib.roles); checked
@@ -84,6 +86,8 @@ class Operation:
             statuses |= {400, 422}
         if self.if_match:
             statuses |= {400, 412}
+        if self.idempotent:
+            statuses |= {400, 409, 422}  # a malformed key; the key's first request running; reused
         return sorted(statuses)
 
 
@@ -141,7 +145,7 @@ def _headers(op: Operation, status: int) -> dict[str, Any]:
         },
         "RateLimit": {**text, "description": 'Where the caller stands, e.g. "default";r=57;t=1.'},
     }
-    if status in (429, 503):
+    if status in (429, 503) or (op.idempotent and status == 409):
         headers["Retry-After"] = {"schema": {"type": "integer", "minimum": 1}, "description": "Seconds to wait."}
     if status == 401:
         headers["WWW-Authenticate"] = {**text, "description": "Bearer"}
@@ -149,6 +153,11 @@ def _headers(op: Operation, status: int) -> dict[str, Any]:
         headers["ETag"] = {**text, "description": 'The item\'s version, e.g. "3"; send it back in If-Match.'}
     if 200 <= status < 300:
         headers.update({name: {**text, "description": description} for name, description in op.success_headers})
+    if op.idempotent and 200 <= status < 300:
+        headers["Idempotent-Replayed"] = {
+            "schema": {"type": "string", "enum": ["true"]},
+            "description": "Present when this is the stored answer to an earlier request with this Idempotency-Key.",
+        }
     return headers
 
 
@@ -179,6 +188,20 @@ def _parameters(path: str, op: Operation) -> list[dict[str, Any]]:
                 params[-1].pop("maxLength", None)
                 continue
             params.append({"name": name, "in": "query", "required": required, "schema": prop})
+    if op.idempotent:
+        params.append(
+            {
+                "name": "Idempotency-Key",
+                "in": "header",
+                "required": False,
+                "description": (
+                    "A key of the client's choosing (a UUID, say) that makes a retry safe: a repeat with the same "
+                    "key and request within 24 hours gets the first answer again (Idempotent-Replayed: true) and "
+                    "writes nothing; the same key with another request is a 422; while the first still runs, a 409."
+                ),
+                "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[\\x20-\\x7E]+$"},
+            }
+        )
     if op.if_match:
         params.append(
             {

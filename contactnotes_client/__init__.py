@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import random
 import time
+import uuid
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Protocol, TypeVar
 
 RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
+IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
 
 
 class Response(Protocol):
@@ -68,16 +70,32 @@ def call_with_retries(
     sleep: Callable[[float], None] = time.sleep,
     rand: Callable[[], float] = random.random,
     retry_on: Collection[int] = RETRYABLE_STATUSES,
+    retry_errors: tuple[type[BaseException], ...] = (),
 ) -> R:
     """Send, and on 429/502/503/504 wait (honouring Retry-After) and send again, a bounded number of times.
 
     `retry_on` narrows the statuses worth sending again: a request that is not idempotent is
-    safe to resend only on 429, which the server answers before doing any work.
+    safe to resend only on 429, which the server answers before doing any work. A POST that
+    carries an Idempotency-Key (`new_idempotency_key()`, the same on every try) is safe to
+    resend on any of them and after a timeout or a dropped connection too: give those
+    exceptions of `send` as `retry_errors` (none by default); the last one is raised.
     """
-    response = send()
-    for attempt in range(backoff.max_attempts - 1):
-        if response.status_code not in retry_on:
+    attempts = max(1, backoff.max_attempts)
+    for attempt in range(attempts):
+        last = attempt == attempts - 1
+        try:
+            response = send()
+        except retry_errors:
+            if last:
+                raise
+            sleep(backoff.delay(attempt, None, rand))
+            continue
+        if last or response.status_code not in retry_on:
             return response
         sleep(backoff.delay(attempt, retry_after_seconds(response.headers), rand))
-        response = send()
-    return response
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def new_idempotency_key() -> str:
+    """A fresh Idempotency-Key (a random UUID): one per request, sent again with each retry of it."""
+    return str(uuid.uuid4())

@@ -11,7 +11,13 @@ from urllib.parse import urljoin
 
 import requests
 
-from contactnotes_client import RETRYABLE_STATUSES, call_with_retries, credentials
+from contactnotes_client import (
+    IDEMPOTENCY_KEY_HEADER,
+    RETRYABLE_STATUSES,
+    call_with_retries,
+    credentials,
+    new_idempotency_key,
+)
 from contactnotes_client.credentials import Credentials
 
 DEFAULT_API = "http://127.0.0.1:8000/api/v1"
@@ -19,9 +25,11 @@ CONNECT_SECONDS = 5.0
 READ_SECONDS = 30.0
 IMPORT_READ_SECONDS = 60.0
 NOT_SIGNED_IN = "not signed in: run contact-notes login"
-# Until requests carry idempotency keys, a POST is sent again only when the server refused it
-# before doing anything (429); a 502/503/504 may come after the work was done.
-POST_RETRY_STATUSES = frozenset({429})
+# Every POST carries an Idempotency-Key, the same on each try, so the server does its work at
+# most once: a POST is sent again on the statuses any request is, on a 500 (a failure is never
+# stored, so it runs again), on the 409 that says the first try is still running, and after a
+# timeout or a dropped connection (the answer lost, not the write).
+POST_RETRY_STATUSES = RETRYABLE_STATUSES | {409, 500}
 
 
 class CliError(Exception):
@@ -51,13 +59,25 @@ def problem_line(response: requests.Response) -> str:
 def _unreachable(api: str, error: requests.RequestException) -> CliError:
     if isinstance(error, requests.Timeout):
         return CliError(f"{api} did not answer in time ({error.__class__.__name__})")
+    if _refused(error):
+        return CliError(f"cannot reach {api}: connection refused")
+    reason = str(error).splitlines()[0] if str(error) else error.__class__.__name__
+    return CliError(f"cannot reach {api}: {reason}")
+
+
+def _refused(error: BaseException) -> bool:
     cause: BaseException | None = error
     while cause is not None:
         if isinstance(cause, ConnectionRefusedError) or getattr(cause, "errno", None) == errno.ECONNREFUSED:
-            return CliError(f"cannot reach {api}: connection refused")
+            return True
         cause = cause.__cause__ or cause.__context__
-    reason = str(error).splitlines()[0] if str(error) else error.__class__.__name__
-    return CliError(f"cannot reach {api}: {reason}")
+    return False
+
+
+def _answer_lost(error: requests.RequestException) -> bool:
+    """A timeout or a dropped connection: the request may have been done, its answer lost. A
+    refused connection is not one (nothing was sent): it fails at once."""
+    return isinstance(error, (requests.Timeout, requests.ConnectionError)) and not _refused(error)
 
 
 class Session:
@@ -83,7 +103,10 @@ class Session:
         **kwargs: Any,
     ) -> requests.Response:
         """One request through the retry helper; signed in when `authorized` (refreshing once on
-        an expired token or a 401). Any answer but 2xx is a CliError."""
+        an expired token or a 401). Any answer but 2xx is a CliError. A POST carries an
+        Idempotency-Key, the same on every try of it."""
+        if method.upper() == "POST":
+            kwargs["headers"] = {IDEMPOTENCY_KEY_HEADER: new_idempotency_key(), **kwargs.get("headers", {})}
         if not authorized:
             return self._checked(self._send(method, path, read_seconds, {}, kwargs))
         signed_in = self._signed_in()
@@ -97,10 +120,11 @@ class Session:
     def _send(
         self, method: str, path: str, read_seconds: float, headers: Mapping[str, str], kwargs: dict[str, Any]
     ) -> requests.Response:
-        statuses = POST_RETRY_STATUSES if method.upper() == "POST" else RETRYABLE_STATUSES
         url = self.url(path)
         kwargs = dict(kwargs)
         headers = {**kwargs.pop("headers", {}), **headers}
+        keyed = any(name.lower() == IDEMPOTENCY_KEY_HEADER.lower() for name in headers)
+        statuses = RETRYABLE_STATUSES if method.upper() != "POST" else POST_RETRY_STATUSES if keyed else {429}
 
         def once() -> requests.Response:
             try:
@@ -108,9 +132,15 @@ class Session:
                     method, url, headers=dict(headers), timeout=(CONNECT_SECONDS, read_seconds), **kwargs
                 )
             except requests.RequestException as error:
+                if keyed and _answer_lost(error):
+                    raise  # sent again by call_with_retries
                 raise _unreachable(self.api, error) from None
 
-        return call_with_retries(once, sleep=self._wait, retry_on=statuses)
+        lost = (requests.RequestException,) if keyed else ()
+        try:
+            return call_with_retries(once, sleep=self._wait, retry_on=statuses, retry_errors=lost)
+        except requests.RequestException as error:
+            raise _unreachable(self.api, error) from None
 
     def _wait(self, seconds: float) -> None:
         self.notice(f"the API is busy: trying again in {seconds:.1f} s")

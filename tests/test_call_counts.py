@@ -7,7 +7,18 @@ from typing import Any
 import pytest
 from chalice.test import Client
 
-from bench.calls import BUDGETS, README, ROUTES, CallCounter, Route, fill, readme_with_table, sender, world_for
+from bench.calls import (
+    BUDGETS,
+    README,
+    ROUTES,
+    CallCounter,
+    Route,
+    fill,
+    readme_with_table,
+    send_route,
+    sender,
+    world_for,
+)
 from bench.inprocess import authorizer_event
 from tests.conftest import Api
 
@@ -24,8 +35,7 @@ def test_calls_per_request(alice: Api, dynamodb: CallCounter, route: Route) -> N
     world = world_for([route], alice, _sender(alice))
     path, body = fill(route, world)
     caller = sender(alice, route, world)
-    dynamodb.reset()
-    reply = alice.token_form(body) if route.form else caller.request(route.method, path, body)
+    reply = send_route(alice if route.form else caller, route, path, body, dynamodb)
     assert reply.status == route.status, reply.body
     assert dynamodb.by_operation() == route.calls
     # The rate limiter adds exactly one call; a password change also reads the account's

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from contactnotes_client import Backoff, call_with_retries, retry_after_seconds
+from contactnotes_client import Backoff, call_with_retries, new_idempotency_key, retry_after_seconds
 from tests.conftest import Api
 
 
@@ -69,6 +69,48 @@ def test_does_not_retry_other_errors() -> None:
 
     assert call_with_retries(send, sleep=lambda _: None).status_code == 404
     assert len(calls) == 1
+
+
+def test_retries_the_errors_it_is_given_and_raises_the_last() -> None:
+    outcomes: list[Any] = [TimeoutError("lost"), ConnectionResetError("dropped"), Answer(201)]
+    slept: list[float] = []
+
+    def send() -> Answer:
+        outcome = outcomes.pop(0)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    result = call_with_retries(send, Backoff(base=1, cap=10), sleep=slept.append, rand=lambda: 0.5,
+                               retry_errors=(TimeoutError, ConnectionError))  # fmt: skip
+    assert result.status_code == 201 and slept == [0.5, 1.0]
+
+    def always_lost() -> Answer:
+        raise TimeoutError("lost")
+
+    with pytest.raises(TimeoutError):
+        call_with_retries(always_lost, Backoff(max_attempts=3), sleep=lambda _: None, retry_errors=(TimeoutError,))
+    with pytest.raises(TimeoutError):  # not given: raised at once, as before
+        call_with_retries(always_lost, sleep=lambda _: pytest.fail("no retry without retry_errors"))
+
+
+def test_a_keyed_post_whose_answer_was_lost_is_retried_and_done_once(alice: Api) -> None:
+    """The first try is done by the server but its answer lost (raised here as a timeout): the
+    retry with the same key gets the stored answer, and there is one contact."""
+    key = {"Idempotency-Key": new_idempotency_key()}
+    tries: list[Any] = []
+
+    def send() -> Answer:
+        reply = alice.post("/contacts", {"first_name": "Once"}, headers=key)
+        tries.append(reply)
+        if len(tries) == 1:
+            raise TimeoutError("the answer was lost on the way")
+        return Answer(reply.status, reply.headers)
+
+    result = call_with_retries(send, sleep=lambda _: None, retry_errors=(TimeoutError,))
+    assert result.status_code == 201 and result.headers.get("Idempotent-Replayed") == "true"
+    assert tries[0].json == tries[1].json
+    assert [c["id"] for c in alice.get("/contacts").json["items"]] == [tries[0].json["id"]]
 
 
 def test_against_the_api_rate_limiter(alice: Api, limits: Any) -> None:

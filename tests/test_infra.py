@@ -130,6 +130,12 @@ def test_tables_match_the_models(resources: dict[str, Any]) -> None:
     ttl = {"AttributeName": "expires_at", "Enabled": True}
     assert resources["RateLimitsTable"]["Properties"]["TimeToLiveSpecification"] == ttl
     assert resources["SearchTable"]["Properties"]["TimeToLiveSpecification"] == ttl  # tombstones end
+    # Idempotency records end by TTL in the attribute Powertools writes, which the model names too.
+    expiring = {"AttributeName": "expiration", "Enabled": True}
+    assert resources["IdempotencyTable"]["Properties"]["TimeToLiveSpecification"] == expiring
+    from chalicelib.models import IdempotencyRecord
+
+    assert IdempotencyRecord._ttl_attribute().attr_name == "expiration"
 
 
 def test_gateway_401_matches_the_local_one(resources: dict[str, Any], dynamodb: object) -> None:

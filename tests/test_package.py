@@ -102,9 +102,11 @@ def test_tables(cfn: dict[str, Any], built: tuple[str, Bundle]) -> None:
         assert props.get("DeletionProtectionEnabled", False) is protected
         assert (table.get("DeletionPolicy") == "Retain") is protected
     ttl = [t for t in tables if "TimeToLiveSpecification" in t["Properties"]]
-    assert [t["Properties"]["TimeToLiveSpecification"] for t in ttl] == [
-        {"AttributeName": "expires_at", "Enabled": True}
-    ] * 3  # the limiter's, the sessions' and the search index's (tombstones)
+    assert sorted(t["Properties"]["TimeToLiveSpecification"]["AttributeName"] for t in ttl) == [
+        "expiration",  # the idempotency records' (Powertools' attribute name)
+        *["expires_at"] * 3,  # the limiter's, the sessions' and the search index's (tombstones)
+    ]
+    assert all(t["Properties"]["TimeToLiveSpecification"]["Enabled"] for t in ttl)
     streams = [t for t in tables if "StreamSpecification" in t["Properties"]]
     # contacts (search), notes (normalizer and search), workspaces (the deletion sweep)
     assert [t["Properties"]["StreamSpecification"] for t in streams] == [{"StreamViewType": "NEW_AND_OLD_IMAGES"}] * 3
@@ -224,6 +226,10 @@ def test_each_function_has_its_own_least_privilege_role(cfn: dict[str, Any]) -> 
     claims = {"Fn::GetAtt": ["ContactEmailsTable", "Arn"]}
     for action in ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"):
         assert claims in api[action], action
+    # Idempotency records (Powertools): put, read, updated with the answer, deleted on failure; nothing else.
+    records = {"Fn::GetAtt": ["IdempotencyTable", "Arn"]}
+    assert sorted(a for a, r in api.items() if records in r) == [
+        "dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]  # fmt: skip
 
 
 def test_iam_names_each_table_and_the_secret(cfn: dict[str, Any]) -> None:
@@ -241,6 +247,7 @@ def test_iam_names_each_table_and_the_secret(cfn: dict[str, Any]) -> None:
         assert "*" not in resources, statement
     table_refs = json.dumps(data)
     for table in (
+        "IdempotencyTable",
         "UsersTable",
         "ContactsTable",
         "NotesTable",

@@ -25,6 +25,7 @@ batch_api = ApiBlueprint(__name__)
         BatchIn,
         role="editor",
         operation_id="batchContacts",
+        idempotent=True,
         partial=True,
         description=(
             f"At most {MAX_OPERATIONS} operations, applied in order. `upsert` finds its contact by email "

@@ -26,6 +26,7 @@ contacts_api = ApiBlueprint(__name__)
         etag=True,
         role="editor",
         operation_id="createContact",
+        idempotent=True,
         problems=(409,),
     ),
 )

@@ -46,6 +46,7 @@ FILE_TYPES = ("application/octet-stream",)
         file_types=FILE_TYPES,
         role="editor",
         operation_id="importContacts",
+        idempotent=True,
         description=IMPORT_DESCRIPTION,
         problems=(400, 413, 415),
     ),

@@ -26,6 +26,7 @@ notes_api = ApiBlueprint(__name__)
         etag=True,
         role="editor",
         operation_id="addNoteToContact",
+        idempotent=True,
     ),
 )
 def create_contact_note(contact_id: str) -> Response:
@@ -62,6 +63,7 @@ def list_contact_notes(contact_id: str) -> Response:
         problems=(404,),
         role="editor",
         operation_id="createNote",
+        idempotent=True,
     ),
 )
 def create_note() -> Response:

@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from chalicelib import openapi
 from chalicelib.api.gate import jwt_auth
 from chalicelib.errors import Forbidden
+from chalicelib.idempotency import Caller, idempotent
 from chalicelib.openapi import Operation
 from chalicelib.roles import OWNER, at_least
 from chalicelib.runtime import settings
@@ -57,7 +58,10 @@ class ApiBlueprint(Blueprint):
     def _requiring(self, op: Operation, view: Callable[..., Response]) -> Callable[..., Response]:
         """The view, refused with 403 when the token's role in its workspace is below the
         operation's. The role is the token's claim: no DynamoDB call (it may be up to one
-        access-token lifetime old; see README, "Workspaces and roles")."""
+        access-token lifetime old; see README, "Workspaces and roles"). Its role checked, an
+        idempotent operation's view runs at most once per caller and Idempotency-Key."""
+        if op.idempotent:
+            view = idempotent(view, lambda: self.request, lambda: Caller(self.user(), self.owner()))
         if op.public or op.role == "viewer":
             return view  # every member may; nothing to check
 

@@ -35,7 +35,7 @@ MEMBER = MEMBERS + "/{user_id}"
     "/workspaces",
     ["POST"],
     Operation("Create a shared workspace (you own it)", "workspaces", 201, WorkspaceOut, WorkspaceIn,
-              operation_id="createWorkspace"),
+              operation_id="createWorkspace", idempotent=True),
 )  # fmt: skip
 def create_workspace() -> Response:
     return json_response(service.create(workspaces_api.user(), workspaces_api.body(WorkspaceIn).name), 201)
@@ -95,7 +95,7 @@ def list_members(workspace_id: str) -> Response:
     MEMBERS,
     ["POST"],
     Operation("Add an existing user as a member (admins)", "workspaces", 201, MemberOut, MemberIn,
-              problems=(403, 409), operation_id="addMember"),
+              problems=(403, 409), operation_id="addMember", idempotent=True),
 )  # fmt: skip
 def add_member(workspace_id: str) -> Response:
     data = workspaces_api.body(MemberIn)

@@ -18,6 +18,7 @@ EXPOSED_HEADERS = (
     "Location",
     "Link",
     "Content-Disposition",
+    "Idempotent-Replayed",
     "Retry-After",
     "RateLimit",
     "RateLimit-Policy",

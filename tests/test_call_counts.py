@@ -7,7 +7,18 @@ from typing import Any
 import pytest
 from chalice.test import Client
 
-from bench.calls import BUDGETS, README, ROUTES, CallCounter, Route, fill, readme_with_table, sender, world_for
+from bench.calls import (
+    BUDGETS,
+    README,
+    ROUTES,
+    CallCounter,
+    Route,
+    fill,
+    readme_with_table,
+    request_headers,
+    sender,
+    world_for,
+)
 from bench.inprocess import authorizer_event
 from tests.conftest import Api
 
@@ -24,8 +35,9 @@ def test_calls_per_request(alice: Api, dynamodb: CallCounter, route: Route) -> N
     world = world_for([route], alice, _sender(alice))
     path, body = fill(route, world)
     caller = sender(alice, route, world)
+    headers = request_headers(route, caller, path)
     dynamodb.reset()
-    reply = alice.token_form(body) if route.form else caller.request(route.method, path, body)
+    reply = alice.token_form(body) if route.form else caller.request(route.method, path, body, headers=headers)
     assert reply.status == route.status, reply.body
     assert dynamodb.by_operation() == route.calls
     # The rate limiter adds exactly one call; a password change also reads the account's
@@ -51,7 +63,7 @@ def test_a_new_note_does_not_change_its_contacts_version(alice: Api) -> None:
     alice.post(f"/contacts/{contact['id']}/notes", {"body": "x"})
     again = alice.get(f"/contacts/{contact['id']}")
     assert again.json == contact
-    assert again.header("etag") == '"1"'
+    assert again.header("etag") == f'"{contact["id"]}-1"'
 
 
 def test_authorizer_makes_no_calls(alice: Api, chalice_client: Client, dynamodb: CallCounter) -> None:

@@ -6,10 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import requests
 from chalice.test import Client
 
 from tests.conftest import Api, CallCounter, problem
 from tests.search import index_now
+from tests.stack import Stack, signed_in
 
 APP = "https://app.example.com"
 MISSING_ID = "01M8FP1CYTGFW5FGC7TXSJ3ETH"
@@ -236,3 +238,21 @@ def test_vary_names_origin_too_when_cors_is_on(alice: Api, limits: Any, contact:
     not_modified(unchanged, held)
     assert unchanged.header("access-control-allow-origin") == APP
     assert "ETag" in (unchanged.header("access-control-expose-headers") or "")
+
+
+# ---- through make run's server ---------------------------------------------------------
+
+
+def test_make_run_sends_a_304_without_body_or_content_type(shared_stack: Stack) -> None:
+    headers = signed_in(shared_stack.base, "conditional-stack")
+    api = shared_stack.base + "/api/v1"
+    created = requests.post(api + "/contacts", json={"first_name": "Ada"}, headers=headers, timeout=10)
+    path = f"/contacts/{created.json()['id']}"
+    for url in (api + path, api + "/contacts"):
+        tag = requests.get(url, headers=headers, timeout=10).headers["ETag"]
+        unchanged = requests.get(url, headers={**headers, "If-None-Match": tag}, timeout=10)
+        assert unchanged.status_code == 304, url
+        assert unchanged.content == b""
+        assert "Content-Type" not in unchanged.headers and "Content-Length" not in unchanged.headers
+        assert unchanged.headers["ETag"] == tag
+        assert unchanged.headers["Cache-Control"] == "private, no-cache"

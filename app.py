@@ -44,7 +44,15 @@ from chalicelib.errors import (
 )
 from chalicelib.ratelimit import check_or_fail_open, policy_for
 from chalicelib.runtime import settings
-from chalicelib.web import HTTP_METHODS, SECURITY_HEADERS, handle_errors, logger, problem_response, request_id
+from chalicelib.web import (
+    HTTP_METHODS,
+    SECURITY_HEADERS,
+    add_vary,
+    handle_errors,
+    logger,
+    problem_response,
+    request_id,
+)
 
 __all__ = [
     "app",
@@ -218,9 +226,20 @@ def _finish(response: Response, event: Request, cors_origins: tuple[str, ...] = 
     if response.status_code == 429:
         observability.count("RateLimited", route=route)
     response.headers.setdefault("X-Request-Id", request_id(event))
+    if _revalidatable(response, event):
+        # A client (never a shared cache) may keep it but must ask again (ETag, If-None-Match);
+        # anything else (tokens, errors, writes) stays no-store.
+        response.headers.setdefault("Cache-Control", "private, no-cache")
+        add_vary(response.headers, "Authorization")
     for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
     return response
+
+
+def _revalidatable(response: Response, event: Request) -> bool:
+    """A successful authenticated read, or its 304."""
+    authenticated = bool((event.context.get("authorizer") or {}).get("user_id"))
+    return authenticated and event.method in ("GET", "HEAD") and response.status_code in (200, 304)
 
 
 def _is_chalice_error(response: Response) -> bool:

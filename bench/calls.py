@@ -123,6 +123,9 @@ class Route:
     in_workspace: bool = False  # sent with a token into the seeded shared workspace {w}
     headers: dict[str, str] = field(default_factory=dict)
     repeat: bool = False  # sent once before, uncounted: the counted request is its repeat
+    # Sent with If-None-Match naming the ETag a first read gave (request_headers): a 304 still
+    # costs the read it answers for, since the validator is known only once the item or page is read.
+    revalidate: bool = False
 
 
 MISSING_ID = "01M8FP1CYTGFW5FGC7TXSJ3ETH"
@@ -255,6 +258,9 @@ ROUTES = [
     ),
     Route("GET /contacts/{id}/notes", "GET", "/contacts/{c}/notes", 200, {"GetItem": 1, "Query": 1}, "list"),
     Route("GET /notes/{id}", "GET", "/notes/{n}", 200, {"GetItem": 1}, "item"),
+    Route("GET /contacts/{id} (If-None-Match: 304)", "GET", "/contacts/{c}", 304, {"GetItem": 1}, "item",
+          revalidate=True),
+    Route("GET /contacts (If-None-Match: 304)", "GET", "/contacts", 304, {"Query": 1}, "list", revalidate=True),
     Route("PUT /notes/{id}", "PUT", "/notes/{n}", 200, {"UpdateItem": 1}, "item", body={"body": "c"}),
     Route("PATCH /notes/{id}", "PATCH", "/notes/{n}", 200, {"UpdateItem": 1}, "item", body={"body": "d"}),
     Route("DELETE /notes/{id}", "DELETE", "/notes/{n}", 204, {"DeleteItem": 1}, "item"),
@@ -328,6 +334,8 @@ ROUTES = [
     Route("GET /search (3 terms)", "GET", "/search?q=john%20jo%20j", 200, {"Query": 3, "BatchGetItem": 1},
           "search, 3 terms"),
     # Nothing holds the term: nothing to load.
+    Route("GET /search (If-None-Match: 304)", "GET", "/search?q=john", 304, {"Query": 1, "BatchGetItem": 1},
+          "search, 1 term", revalidate=True),
     Route("GET /search (no match)", "GET", "/search?q=zebra", 200, {"Query": 1}, "search, 1 term"),
     Route("GET /search (blank query: 422)", "GET", "/search?q=%20", 422, {}, "limiter only"),
     Route("GET /search (forged cursor)", "GET", "/search?q=john&cursor=xyz", 400, {}, "limiter only"),
@@ -431,14 +439,23 @@ def sessions(api: Api) -> dict[str, str]:
     return {"refresh": api.token_form(login).json["refresh_token"], "rotated": rotated}
 
 
+def request_headers(route: Route, caller: Any, path: str) -> dict[str, str]:
+    """If-None-Match naming the ETag a first read gave, for a route that revalidates."""
+    if not route.revalidate:
+        return {}
+    return {"If-None-Match": caller.request(route.method, path).header("etag") or ""}
+
+
 def send_route(caller: Any, route: Route, path: str, body: Any, counter: CallCounter) -> Any:
-    """Send the route as `caller` (its first sending uncounted when it is a repeat); the reply."""
+    """Send the route as `caller` (its first sending uncounted when it is a repeat or a
+    revalidation); the reply."""
+    headers = {**route.headers, **request_headers(route, caller, path)}
     if route.repeat:
-        caller.request(route.method, path, body, headers=route.headers)
+        caller.request(route.method, path, body, headers=headers)
     counter.reset()
     if route.form:
         return caller.token_form(body)
-    return caller.request(route.method, path, body, headers=route.headers)
+    return caller.request(route.method, path, body, headers=headers)
 
 
 def fill(route: Route, world: dict[str, str]) -> tuple[str, Any]:

@@ -72,6 +72,11 @@ class Operation:
     # changes whenever the path does and reads badly in clients (post_api_v1_contacts).
     operation_id: str = field(kw_only=True)
 
+    def revalidates(self, method: str) -> bool:
+        """Whether the operation answers conditional requests (ETag, If-None-Match, 304): every
+        authenticated read (chalicelib.web.conditional_get)."""
+        return method.upper() == "GET" and not self.public
+
     def problem_statuses(self, path: str) -> list[int]:
         statuses = set(self.problems) | {429, 503}  # 503: the store is unreachable or busy
         if not self.public:
@@ -135,7 +140,12 @@ def _example(model: type[BaseModel]) -> dict[str, Any]:
     return {name: info.examples[0] for name, info in model.model_fields.items() if info.examples}
 
 
-def _headers(op: Operation, status: int) -> dict[str, Any]:
+ITEM_ETAG = 'The item\'s ETag, e.g. "01J9Z3QK8V5N2W4X6Y7Z8A9B0C-3" (its id and version): send it back in If-Match.'
+PAGE_ETAG = "A weak ETag over this page: send it back in If-None-Match to get 304 while the page is unchanged."
+CACHE_CONTROL = "private, no-cache: a client may keep the answer, but must revalidate it (If-None-Match)."
+
+
+def _headers(op: Operation, status: int, method: str) -> dict[str, Any]:
     text = {"schema": {"type": "string"}}
     headers: dict[str, Any] = {
         "X-Request-Id": {**text, "description": "The id this request is logged under."},
@@ -149,8 +159,13 @@ def _headers(op: Operation, status: int) -> dict[str, Any]:
         headers["Retry-After"] = {"schema": {"type": "integer", "minimum": 1}, "description": "Seconds to wait."}
     if status == 401:
         headers["WWW-Authenticate"] = {**text, "description": "Bearer"}
-    if op.etag and 200 <= status < 300:
-        headers["ETag"] = {**text, "description": 'The item\'s version, e.g. "3"; send it back in If-Match.'}
+    if op.etag and (200 <= status < 300 or status == 304):
+        headers["ETag"] = {**text, "description": ITEM_ETAG}
+    elif op.revalidates(method) and status in (200, 304):
+        headers["ETag"] = {**text, "description": PAGE_ETAG}
+    if op.revalidates(method) and status in (200, 304):
+        headers["Cache-Control"] = {**text, "description": CACHE_CONTROL}
+        headers["Vary"] = {**text, "description": "Authorization (and Origin when CORS is on)."}
     if 200 <= status < 300:
         headers.update({name: {**text, "description": description} for name, description in op.success_headers})
     if op.idempotent and 200 <= status < 300:
@@ -161,7 +176,7 @@ def _headers(op: Operation, status: int) -> dict[str, Any]:
     return headers
 
 
-def _parameters(path: str, op: Operation) -> list[dict[str, Any]]:
+def _parameters(path: str, op: Operation, method: str) -> list[dict[str, Any]]:
     params: list[dict[str, Any]] = [
         {
             "name": name,
@@ -208,8 +223,21 @@ def _parameters(path: str, op: Operation) -> list[dict[str, Any]]:
                 "name": "If-Match",
                 "in": "header",
                 "required": False,
-                "description": 'Only write if the item is still at this version (its ETag, e.g. "3"); 412 if not.',
+                "description": (
+                    "Only write if the item is still at this version: its ETag, or *; 412 if not (or if it "
+                    'is another item\'s). Deprecated, accepted for one more release: the bare version ("3").'
+                ),
                 "schema": {"type": "string", "pattern": IF_MATCH_PATTERN},
+            }
+        )
+    if op.revalidates(method):
+        params.append(
+            {
+                "name": "If-None-Match",
+                "in": "header",
+                "required": False,
+                "description": "ETags you hold (comma-separated), or *: 304 with no body if one still matches.",
+                "schema": {"type": "string"},
             }
         )
     return params
@@ -269,10 +297,10 @@ def _request_body(method: str, op: Operation) -> dict[str, Any] | None:
     return body
 
 
-def _responses(path: str, op: Operation) -> dict[str, Any]:
+def _responses(path: str, method: str, op: Operation) -> dict[str, Any]:
     success: dict[str, Any] = {
         "description": "Success",
-        "headers": _headers(op, op.status),
+        "headers": _headers(op, op.status, method),
     }
     if op.response is not None:
         success["content"] = {"application/json": {"schema": _ref(op.response)}}
@@ -280,10 +308,15 @@ def _responses(path: str, op: Operation) -> dict[str, Any]:
     responses: dict[str, Any] = {str(op.status): success}
     if op.partial:
         responses["207"] = {**success, "description": "Some items failed: each result says how"}
+    if op.revalidates(method):
+        responses["304"] = {
+            "description": "Not modified: the ETag you sent still matches",
+            "headers": _headers(op, 304, method),
+        }
     for status in op.problem_statuses(path):
         responses[str(status)] = {
             "description": TITLES[status],
-            "headers": _headers(op, status),
+            "headers": _headers(op, status, method),
             "content": {"application/problem+json": {"schema": _ref(Problem)}},
         }
     return responses
@@ -295,8 +328,8 @@ def _operation(path: str, method: str, op: Operation) -> dict[str, Any]:
         "summary": op.summary,
         **({"description": op.description} if op.description else {}),
         "tags": [op.tag],
-        "parameters": _parameters(path, op),
-        "responses": _responses(path, op),
+        "parameters": _parameters(path, op, method),
+        "responses": _responses(path, method, op),
         "security": [] if op.public else SECURITY,
     }
     body = _request_body(method, op)

@@ -7,6 +7,7 @@ Every error a client can see is rendered by `problem_response`; views are wrappe
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import logging
 import re
@@ -23,10 +24,12 @@ from chalicelib.errors import (
     BadRequest,
     MalformedJson,
     PayloadTooLarge,
+    PreconditionFailed,
     Unauthorized,
     UnsupportedMediaType,
     ValidationFailed,
 )
+from chalicelib.ids import ULID_PATTERN
 from chalicelib.outage import as_service_unavailable
 from chalicelib.schemas import body_alias_keys
 
@@ -46,6 +49,14 @@ SECURITY_HEADERS = {
 }
 
 M = TypeVar("M", bound=BaseModel)
+
+
+def add_vary(headers: dict[str, Any], name: str) -> None:
+    """Add a field name to Vary, keeping those already there (CORS adds Origin)."""
+    present = str(headers.get("Vary", ""))
+    names = [part.strip() for part in present.split(",") if part.strip()]
+    if not any(part.lower() == name.lower() for part in names):
+        headers["Vary"] = ", ".join([*names, name])
 
 
 def request_id(request: Request | None) -> str:
@@ -240,28 +251,84 @@ def note_aliases_resolved(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-IF_MATCH_PATTERN = r'^(\*|(W/)?"?[0-9]{1,18}"?)$'  # published in the OpenAPI document as is
+# An item's ETag is "<id>-<version>" (strong: it changes with every write, and names the item, so
+# two items' ETags never match). The bare version ("3", 3, W/"3") is what earlier releases issued:
+# still accepted in If-Match for one more release (README, "Caching and conditional requests").
+_ID = ULID_PATTERN.strip("^$")
+_ITEM_TAG = re.compile(rf'"(?P<id>{_ID})-(?P<version>[0-9]{{1,18}})"')
+IF_MATCH_PATTERN = rf'^(\*|(W/)?"{_ID}-[0-9]{{1,18}}"|(W/)?"?[0-9]{{1,18}}"?)$'  # published in OpenAPI as is
+# The part of If-None-Match this API reads: each entity-tag of the list (RFC 9110 §8.8.3).
+_ENTITY_TAG = re.compile(r'(W/)?"([\x21\x23-\x7e\x80-\xff]*)"')
 
 
-def if_match_version(request: Request) -> int | None:
-    """The version named by If-Match ("3", W/"3" or 3); None when absent or '*'.
+def if_match_version(request: Request, item_id: str) -> int | None:
+    """The version of item `item_id` that If-Match names; None when absent or '*'.
 
-    A header that is not of that form is a 400 (malformed); a well-formed one that names
-    another version is a 412, raised where the conditional write fails.
+    Accepted: this item's ETag ("<id>-3"), or, deprecated, the bare version ("3", W/"3" or 3).
+    A header of no such form is a 400 (malformed); another item's ETag is a 412 here, and a
+    well-formed one naming another version of this item a 412 where the conditional write fails.
     """
     value = request.headers.get("if-match")
     if value is None:
         return None
     text = value.strip()  # HTTP strips surrounding whitespace from field values
     if not re.fullmatch(IF_MATCH_PATTERN, text):
-        raise BadRequest('If-Match must be an ETag this API issued, such as "3" (or *).')
+        raise BadRequest('If-Match must be an ETag this API issued, such as "01J9Z3...-3" (or *).')
     if text == "*":
         return None
-    return int(text.removeprefix("W/").strip('"'))
+    tagged = _ITEM_TAG.fullmatch(text.removeprefix("W/"))
+    if tagged is None:
+        return int(text.removeprefix("W/").strip('"'))  # the deprecated bare version
+    if tagged["id"] != item_id:
+        raise PreconditionFailed("If-Match names another item's ETag.")
+    return int(tagged["version"])
 
 
-def etag(version: int) -> dict[str, str]:
-    return {"ETag": f'"{version}"'}
+def item_etag(item_id: str, version: int) -> str:
+    """An item's strong ETag: its id and version (cheap: no hash of the body)."""
+    return f'"{item_id}-{version}"'
+
+
+def etag(item_id: str, version: int) -> dict[str, str]:
+    return {"ETag": item_etag(item_id, version)}
+
+
+def weak_etag(body: Any) -> str:
+    """A weak ETag over a page's serialized body (lists, search, exports)."""
+    if isinstance(body, str):
+        data = body.encode()
+    elif isinstance(body, bytes):
+        data = body
+    else:
+        data = json.dumps(body, separators=(",", ":")).encode()
+    return f'W/"{hashlib.sha256(data).hexdigest()[:32]}"'
+
+
+def none_match(header: str | None, tag: str) -> bool:
+    """Whether If-None-Match fails for a representation with this ETag (RFC 9110 §13.1.2):
+    `*`, or any listed entity-tag equal to it by weak comparison. An absent header, or one with
+    no entity-tag in it, never does (the request is answered as if unconditional)."""
+    if header is None:
+        return False
+    if header.strip() == "*":
+        return True
+    opaque = tag.removeprefix("W/")
+    return any(f'"{match[1]}"' == opaque for match in _ENTITY_TAG.findall(header))
+
+
+def conditional_get(request: Request, response: Response) -> Response:
+    """A successful read's answer with its ETag (a weak one over the body when the view gave
+    none); a 304 with no body when If-None-Match names it. 304 carries the ETag; the edge adds
+    Cache-Control and Vary to both (app.py)."""
+    if response.status_code != 200:
+        return response
+    tag = response.headers.get("ETag")
+    if not isinstance(tag, str):
+        tag = weak_etag(response.body)
+        response.headers["ETag"] = tag
+    if none_match(request.headers.get("if-none-match"), tag):
+        return Response(body="", status_code=304, headers={"ETag": tag})
+    return response
 
 
 # ---- the authorizer's denial -----------------------------------------------------------

@@ -169,6 +169,16 @@ class _Handler(ChaliceRequestHandler):
             return
         super()._generic_handle()
 
+    def _send_http_response(self, code: int, headers: Any, body: Any) -> None:
+        """As Chalice's, but a 304 goes out as RFC 9110 §15.4.5 has it: no body, and none of the
+        Content-Type (Chalice's default application/json) or Content-Length a body would have."""
+        if code != 304:
+            super()._send_http_response(code, headers, body)
+            return
+        self.send_response(code)
+        dropped = {"content-type", "content-length"}
+        self._send_headers({name: value for name, value in headers.items() if name.lower() not in dropped})
+
     # ChaliceRequestHandler binds these names to its own _generic_handle in its class body,
     # which would bypass the override above for every method http.server knows.
     do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = _generic_handle

@@ -53,8 +53,14 @@ def test_operations_describe_inputs_outputs_and_problems(document: dict[str, Any
             assert op["tags"] and op["tags"][0] in TAGS, where
             success = [code for code in op["responses"] if code.startswith("2")]
             assert len(success) == 1 or (success == ["200", "207"] and path == API + "/contacts/batch"), where
-            problems = {int(code) for code in op["responses"] if not code.startswith("2")}
+            problems = {int(code) for code in op["responses"] if int(code) >= 400}
             assert 429 in problems, where
+            if method == "get" and op["security"]:  # every authenticated read revalidates (#16)
+                assert "If-None-Match" in [p["name"] for p in op["parameters"]], where
+                assert "content" not in op["responses"]["304"], where
+                assert "ETag" in op["responses"]["304"]["headers"] and "ETag" in op["responses"]["200"]["headers"]
+            else:
+                assert "304" not in op["responses"], where
             for code in problems:
                 content = op["responses"][str(code)]["content"]
                 assert content == {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}

@@ -113,7 +113,10 @@ def test_readme_flow_through_the_generated_functions(generated: Path, shared_sta
 def _patch_a_field(signed_in: Any, models: ModuleType, contact_id: str, sent: list[httpx.Request]) -> None:
     """updateContact sends a merge patch: the field set changes, the one set to None is removed."""
     patched = _module("api.contacts.update_contact").sync(
-        contact_id=contact_id, client=signed_in, body=models.ContactPatch(title="CTO", email=None), if_match='"1"'
+        contact_id=contact_id,
+        client=signed_in,
+        body=models.ContactPatch(title="CTO", email=None),
+        if_match=f'"{contact_id}-1"',
     )
     assert sent[-1].method == "PATCH"
     assert sent[-1].headers["content-type"] == "application/merge-patch+json"

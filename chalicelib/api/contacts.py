@@ -77,7 +77,7 @@ def get_contact(contact_id: str) -> Response:
 )
 def replace_contact(contact_id: str) -> Response:
     data = contacts_api.body(ContactIn)
-    version = if_match_version(contacts_api.request)
+    version = if_match_version(contacts_api.request, contact_id)
     return versioned(services.replace_contact(settings(), contacts_api.owner(), contact_id, data, version))
 
 
@@ -99,7 +99,7 @@ def replace_contact(contact_id: str) -> Response:
 )
 def patch_contact(contact_id: str) -> Response:
     data = contacts_api.body(ContactPatch)
-    version = if_match_version(contacts_api.request)
+    version = if_match_version(contacts_api.request, contact_id)
     return versioned(services.patch_contact(settings(), contacts_api.owner(), contact_id, data, version))
 
 
@@ -111,5 +111,5 @@ def patch_contact(contact_id: str) -> Response:
     ),
 )
 def delete_contact(contact_id: str) -> Response:
-    services.delete_contact(contacts_api.owner(), contact_id, if_match_version(contacts_api.request))
+    services.delete_contact(contacts_api.owner(), contact_id, if_match_version(contacts_api.request, contact_id))
     return no_content()

@@ -82,7 +82,8 @@ def get_note(note_id: str) -> Response:
 def _change_note_text(note_id: str) -> Response:
     """PUT and PATCH of a note do the same: its text is its only field a client sets."""
     data = notes_api.note_body(NoteIn)
-    return versioned(services.update_note(notes_api.owner(), note_id, data, if_match_version(notes_api.request)))
+    version = if_match_version(notes_api.request, note_id)
+    return versioned(services.update_note(notes_api.owner(), note_id, data, version))
 
 
 @notes_api.operation(
@@ -129,5 +130,5 @@ def update_note(note_id: str) -> Response:
     Operation("Delete a note", "notes", 204, if_match=True, role="editor", operation_id="deleteNote"),
 )
 def delete_note(note_id: str) -> Response:
-    services.delete_note(notes_api.owner(), note_id, if_match_version(notes_api.request))
+    services.delete_note(notes_api.owner(), note_id, if_match_version(notes_api.request, note_id))
     return no_content()

@@ -20,6 +20,7 @@ from chalicelib.roles import OWNER, at_least
 from chalicelib.runtime import settings
 from chalicelib.schemas import PageQuery
 from chalicelib.web import (
+    conditional_get,
     etag,
     handle_errors,
     json_media_types,
@@ -50,10 +51,24 @@ class ApiBlueprint(Blueprint):
                 # On AWS the authorizer names the caller's usage-plan key (API key source AUTHORIZER).
                 api_key_required=not op.public,
                 content_types=content_types or default_content_types(methods),
-            )(handle_errors(self._requiring(op, view), lambda: self.request))
+            )(handle_errors(self._requiring(op, self._conditional(methods, op, view)), lambda: self.request))
             return view
 
         return register
+
+    def _conditional(self, methods: list[str], op: Operation, view: Callable[..., Response]) -> Callable[..., Response]:
+        """An authenticated read answers with an ETag, and 304 to an If-None-Match naming it.
+
+        The view still runs (a 304 costs the read it answers for): a validator is only known
+        once the item or page is read."""
+        if not op.revalidates(methods[0]):
+            return view
+
+        @functools.wraps(view)
+        def revalidated(**kwargs: Any) -> Response:
+            return conditional_get(self.request, view(**kwargs))
+
+        return revalidated
 
     def _requiring(self, op: Operation, view: Callable[..., Response]) -> Callable[..., Response]:
         """The view, refused with 403 when the token's role in its workspace is below the
@@ -124,8 +139,8 @@ def default_content_types(methods: list[str]) -> list[str]:
 
 
 def versioned(body: Any, status: int = 200) -> Response:
-    """An item with its version as the ETag."""
-    return json_response(body, status, etag(body.version))
+    """An item with its strong ETag (its id and version)."""
+    return json_response(body, status, etag(body.id, body.version))
 
 
 def no_content() -> Response:

@@ -23,13 +23,14 @@ from chalicelib.errors import (
     AppError,
     BadRequest,
     MalformedJson,
+    NotFound,
     PayloadTooLarge,
     PreconditionFailed,
     Unauthorized,
     UnsupportedMediaType,
     ValidationFailed,
 )
-from chalicelib.ids import ULID_PATTERN
+from chalicelib.ids import ULID_PATTERN, is_valid_id
 from chalicelib.outage import as_service_unavailable
 from chalicelib.schemas import body_alias_keys
 
@@ -280,6 +281,8 @@ def if_match_version(request: Request, item_id: str) -> int | None:
     if tagged is None:
         return int(text.removeprefix("W/").strip('"'))  # the deprecated bare version
     if tagged["id"] != item_id:
+        if not is_valid_id(item_id):
+            raise NotFound("Not found.")  # no such item can exist: 404 first, as without the header
         raise PreconditionFailed("If-Match names another item's ETag.")
     return int(tagged["version"])
 

@@ -256,3 +256,10 @@ def test_make_run_sends_a_304_without_body_or_content_type(shared_stack: Stack) 
         assert "Content-Type" not in unchanged.headers and "Content-Length" not in unchanged.headers
         assert unchanged.headers["ETag"] == tag
         assert unchanged.headers["Cache-Control"] == "private, no-cache"
+
+
+def test_another_items_etag_on_a_path_that_cannot_be_an_item_is_a_404_not_a_412(alice: Api) -> None:
+    """As without the header: no item has that id, so there is nothing for If-Match to hold."""
+    etag = '"01M8FP1CYTGFW5FGC7TXSJ3ETH-2"'
+    for path in ("/notes/not-an-id", "/contacts/not-an-id"):
+        assert alice.delete(path, headers={"if-match": etag}).status == 404

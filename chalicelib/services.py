@@ -155,18 +155,23 @@ def _require(valid_id: str, what: str) -> None:
         raise NotFound(f"{what} not found.")
 
 
-def create_contact(settings: Settings, owner_id: str, data: ContactIn, *, shared: bool = False) -> ContactOut:
-    """`shared`: the workspace is not the caller's personal one, so its existence is checked."""
-    now = utc_now()
-    contact = Contact(
+def new_contact(settings: Settings, owner_id: str, values: dict[str, Any], now: str, **extra: Any) -> Contact:
+    """A contact about to be created from ContactIn's fields (phone_e164 follows phone)."""
+    return Contact(
         owner_id,
         new_id(),
-        **data.model_dump(),
-        phone_e164=phone_e164(data.phone, settings.default_phone_region),
+        **values,
+        phone_e164=phone_e164(values.get("phone"), settings.default_phone_region),
         created_at=now,
         updated_at=now,
         version=1,
+        **extra,
     )
+
+
+def create_contact(settings: Settings, owner_id: str, data: ContactIn, *, shared: bool = False) -> ContactOut:
+    """`shared`: the workspace is not the caller's personal one, so its existence is checked."""
+    contact = new_contact(settings, owner_id, data.model_dump(), utc_now())
     store.put_new_contact(contact, shared=shared)
     return contact_out(contact)
 
@@ -183,9 +188,9 @@ def get_contact(owner_id: str, contact_id: str) -> ContactOut:
     return contact_out(_contact_or_404(owner_id, contact_id))
 
 
-def _contact_changes(settings: Settings, values: dict[str, Any]) -> dict[str, Any]:
+def contact_changes(settings: Settings, values: dict[str, Any], now: str | None = None) -> dict[str, Any]:
     """The attributes a change sets (None: removes); phone_e164 follows phone."""
-    changes = {**values, "updated_at": utc_now()}
+    changes = {**values, "updated_at": now or utc_now()}
     if "phone" in values:
         changes["phone_e164"] = phone_e164(values["phone"], settings.default_phone_region)
     return changes
@@ -195,7 +200,7 @@ def replace_contact(
     settings: Settings, owner_id: str, contact_id: str, data: ContactIn, if_match: int | None
 ) -> ContactOut:
     _require(contact_id, "Contact")
-    changes = _contact_changes(settings, data.model_dump())
+    changes = contact_changes(settings, data.model_dump())
     return contact_out(store.update_contact(owner_id, contact_id, changes, if_match, new_email=data.email))
 
 
@@ -206,7 +211,7 @@ def patch_contact(
     values = data.model_dump(include=data.model_fields_set)
     if not values:
         raise ValidationFailed("Send at least one field to change.")
-    changes = _contact_changes(settings, values)
+    changes = contact_changes(settings, values)
     new_email = values.get("email", store.UNCHANGED)
     return contact_out(store.update_contact(owner_id, contact_id, changes, if_match, new_email=new_email))
 
@@ -269,21 +274,25 @@ def note_out(note: Note) -> NoteOut:
     )
 
 
-def create_note(owner_id: str, contact_id: str, data: NoteIn, *, shared: bool = False) -> NoteOut:
-    _require(contact_id, "Contact")
-    now = utc_now()
+def new_note(owner_id: str, contact_id: str, body: str, now: str) -> Note:
+    """A note about to be created, pending its normalization."""
     note_id = new_id()
-    note = Note(
+    return Note(
         owner_id,
         note_id,
         contact_id=contact_id,
         contact_note=contact_note_key(contact_id, note_id),
-        body=data.body,
+        body=body,
         processing_status=PENDING,
         created_at=now,
         updated_at=now,
         version=1,
     )
+
+
+def create_note(owner_id: str, contact_id: str, data: NoteIn, *, shared: bool = False) -> NoteOut:
+    _require(contact_id, "Contact")
+    note = new_note(owner_id, contact_id, data.body, utc_now())
     store.put_new_note(note, shared=shared)
     return note_out(note)
 

@@ -111,6 +111,7 @@ def _cancellation_codes(exc: TransactWriteError) -> list[str]:
     return [reason.code if reason is not None else "None" for reason in exc.cancellation_reasons]
 
 
+Pending = TypeVar("Pending", list[dict[str, Any]], dict[str, Any])
 AnyModel = TypeVar("AnyModel", UserRecord, Contact, ContactEmail, Note, RateLimitRecord)
 
 
@@ -324,7 +325,7 @@ def update_contact(
     it); otherwise (the email really changes) the contact is read and one transaction moves
     the claim: release the old email, claim the new one (409 naming its holder if taken).
     """
-    actions = _set_or_remove(Contact, changes)
+    actions = set_or_remove(Contact, changes)
     if isinstance(new_email, Unchanged):
         return _update(Contact, owner_id, contact_id, actions, expected_version)
     key = contact_email_key(new_email)
@@ -343,7 +344,8 @@ def update_contact(
     return _move_email(owner_id, contact_id, changes, expected_version, key)
 
 
-def _set_or_remove(model: type[Contact], changes: dict[str, Any]) -> list[Action]:
+def set_or_remove(model: type[Contact], changes: dict[str, Any]) -> list[Action]:
+    """The update actions for `changes`: None removes an attribute, anything else sets it."""
     return [getattr(model, name).remove() if value is None else getattr(model, name).set(value)
             for name, value in changes.items()]  # fmt: skip
 
@@ -373,7 +375,7 @@ def _move_email(
             _claim(txn, owner_id, key, contact_id)
         txn.update(
             Contact(owner_id, contact_id),
-            actions=[*_set_or_remove(Contact, changes), Contact.version.add(1)],
+            actions=[*set_or_remove(Contact, changes), Contact.version.add(1)],
             condition=Contact.version == current.version,  # nothing changed since the read
         )
 
@@ -696,17 +698,28 @@ def batch_write(table_name: str, requests: list[dict[str, Any]]) -> None:
     failed the whole stream record. Here: DynamoDB's advice, exponential backoff with jitter.
     """
     client = dynamodb_client()
+
+    def send(chunk: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        answer = client.batch_write_item(RequestItems={table_name: chunk})
+        return answer.get("UnprocessedItems", {}).get(table_name) or []
+
     for start in range(0, len(requests), BATCH_WRITE_LIMIT):
-        chunk = requests[start : start + BATCH_WRITE_LIMIT]
-        for resend in range(UNPROCESSED_RESENDS + 1):
-            if resend:
-                time.sleep(random.uniform(0, BACKOFF_BASE_SECONDS * 2**resend))  # noqa: S311 (not crypto)
-            answer = client.batch_write_item(RequestItems={table_name: chunk})
-            chunk = answer.get("UnprocessedItems", {}).get(table_name) or []
-            if not chunk:
-                break
-        else:
-            raise UnprocessedWrites(f"{len(chunk)} items still unprocessed after {UNPROCESSED_RESENDS} resends")
+        left = _resend_unprocessed(send, requests[start : start + BATCH_WRITE_LIMIT])
+        if left:
+            raise UnprocessedWrites(f"{len(left)} items still unprocessed after {UNPROCESSED_RESENDS} resends")
+
+
+def _resend_unprocessed(send: Callable[[Pending], Pending], pending: Pending) -> Pending:
+    """send(pending), then send what DynamoDB left unprocessed again after a jittered
+    exponential backoff (DynamoDB's advice), up to UNPROCESSED_RESENDS times; what is still
+    left (empty: nothing)."""
+    for resend in range(UNPROCESSED_RESENDS + 1):
+        if resend:
+            time.sleep(random.uniform(0, BACKOFF_BASE_SECONDS * 2**resend))  # noqa: S311 (not crypto)
+        pending = send(pending)
+        if not pending:
+            break
+    return pending
 
 
 BATCH_GET_LIMIT = 100  # keys per BatchGetItem call (DynamoDB's)
@@ -724,20 +737,15 @@ def batch_get(model: type[Readable], keys: list[tuple[str, str]]) -> list[Readab
     table: str = model.Meta.table_name
     hash_name, range_name = model._hash_key_attribute().attr_name, model._range_key_attribute().attr_name
     found: list[Readable] = []
+
+    def send(request: dict[str, Any]) -> dict[str, Any]:
+        with _dynamodb_errors():
+            answer = client.batch_get_item(RequestItems={table: request})
+        found.extend(model.from_raw_data(item) for item in answer.get("Responses", {}).get(table, []))
+        return answer.get("UnprocessedKeys", {}).get(table) or {}
+
     for start in range(0, len(keys), BATCH_GET_LIMIT):
-        request = {
-            "Keys": [{hash_name: {"S": h}, range_name: {"S": r}} for h, r in keys[start : start + BATCH_GET_LIMIT]],
-            "ConsistentRead": True,
-        }
-        for resend in range(UNPROCESSED_RESENDS + 1):
-            if resend:
-                time.sleep(random.uniform(0, BACKOFF_BASE_SECONDS * 2**resend))  # noqa: S311 (not crypto)
-            with _dynamodb_errors():
-                answer = client.batch_get_item(RequestItems={table: request})
-            found.extend(model.from_raw_data(item) for item in answer.get("Responses", {}).get(table, []))
-            request = answer.get("UnprocessedKeys", {}).get(table) or {}
-            if not request:
-                break
-        else:
+        wanted = [{hash_name: {"S": h}, range_name: {"S": r}} for h, r in keys[start : start + BATCH_GET_LIMIT]]
+        if _resend_unprocessed(send, {"Keys": wanted, "ConsistentRead": True}):
             raise unavailable("DynamoDB", "BatchGetItem left keys unprocessed", "is busy", 1)
     return found

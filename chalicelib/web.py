@@ -135,16 +135,17 @@ def handle_errors(view: Callable[..., Response], current: Callable[[], Request])
 # ---- reading requests ------------------------------------------------------------------
 
 
-def _media_type(request: Request) -> str:
+def media_type(request: Request) -> str:
     return str(request.headers.get("content-type", "")).split(";")[0].strip().lower()
 
 
-def _raw_body(request: Request, max_bytes: int) -> bytes:
+def raw_body(request: Request, max_bytes: int, advice: str = "") -> bytes:
+    """The body's bytes; PayloadTooLarge (with `advice` after the limit) above max_bytes."""
     raw = request.raw_body or b""
     if isinstance(raw, str):
         raw = raw.encode()
     if len(raw) > max_bytes:
-        raise PayloadTooLarge(f"The request body is larger than {max_bytes} bytes.")
+        raise PayloadTooLarge(f"The request body is larger than {max_bytes} bytes.{advice}")
     return raw
 
 
@@ -176,9 +177,9 @@ def json_media_types(method: str) -> list[str]:
 def read_json_object(request: Request, max_bytes: int) -> dict[str, Any]:
     """The request body as a JSON object: 415, 413, 400 or 422 when it is not one."""
     accepted = json_media_types(request.method)
-    if _media_type(request) not in accepted:
+    if media_type(request) not in accepted:
         raise UnsupportedMediaType(f"Send the body as {' or '.join(accepted)}.")
-    raw = _raw_body(request, max_bytes)
+    raw = raw_body(request, max_bytes)
     try:
         data = json.loads(raw.decode("utf-8"), object_pairs_hook=_unique_keys, parse_constant=_reject_constant)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
@@ -195,9 +196,9 @@ def _short(exc: Exception) -> str:
 
 def read_form(request: Request, max_bytes: int) -> dict[str, str]:
     """An application/x-www-form-urlencoded body; a repeated parameter is a 400 (RFC 6749 §3.2)."""
-    if _media_type(request) not in FORM_TYPES:
+    if media_type(request) not in FORM_TYPES:
         raise UnsupportedMediaType("Send the body as application/x-www-form-urlencoded.")
-    raw = _raw_body(request, max_bytes)
+    raw = raw_body(request, max_bytes)
     try:
         pairs = parse_qsl(raw.decode("utf-8"), keep_blank_values=True, errors="strict")
     except (UnicodeDecodeError, ValueError):

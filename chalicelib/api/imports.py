@@ -5,13 +5,13 @@ from __future__ import annotations
 from chalice.app import Response
 
 from chalicelib.api.routing import ApiBlueprint
-from chalicelib.errors import PayloadTooLarge, UnsupportedMediaType
+from chalicelib.errors import UnsupportedMediaType
 from chalicelib.openapi import Operation
 from chalicelib.runtime import settings
 from chalicelib.transfer.parse import Format, sniff
 from chalicelib.transfer.records import MAX_BYTES
 from chalicelib.transfer.schemas import IMPORT_DESCRIPTION, ImportQuery, ImportReport
-from chalicelib.web import json_response
+from chalicelib.web import json_response, media_type, raw_body
 
 imports_api = ApiBlueprint(__name__)
 
@@ -58,15 +58,8 @@ def import_contacts() -> Response:
 
     request = imports_api.request
     query = imports_api.query(ImportQuery)
-    media = str(request.headers.get("content-type", "")).split(";")[0].strip().lower()
-    body = request.raw_body or b""
-    if isinstance(body, str):
-        body = body.encode()
-    if len(body) > MAX_BYTES:
-        raise PayloadTooLarge(
-            f"The file is {len(body):,} bytes; at most {MAX_BYTES:,} per request. Split it "
-            "(`contact-notes import` does that for you)."
-        )
+    media = media_type(request)
+    body = raw_body(request, MAX_BYTES, " Split the file (`contact-notes import` does that for you).")
     declared = FORMAT_OF.get(media)
     if query.format and declared and query.format != declared:
         raise UnsupportedMediaType(

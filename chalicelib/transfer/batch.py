@@ -26,10 +26,9 @@ from chalicelib.errors import (
     ServiceUnavailable,
     ValidationFailed,
 )
-from chalicelib.ids import is_valid_id, new_id, utc_now
+from chalicelib.ids import is_valid_id, utc_now
 from chalicelib.models import Contact, ContactEmail
 from chalicelib.schemas import Problem
-from chalicelib.services import phone_e164
 from chalicelib.transfer import bulk
 from chalicelib.transfer.schemas import (
     MAX_OPERATIONS,
@@ -177,13 +176,6 @@ def _plan(plan: _Plan, index: int, op: Any) -> None:
         _delete(plan, index, op)
 
 
-def _values(plan: _Plan, values: dict[str, Any]) -> dict[str, Any]:
-    changes = {**values, "updated_at": plan.now}
-    if "phone" in values:
-        changes["phone_e164"] = phone_e164(values["phone"], plan.settings.default_phone_region)
-    return changes
-
-
 def _taken(plan: _Plan, key: str | None, contact_id: str | None = None) -> None:
     holder = plan.holders.get(key or "")
     if holder is not None and holder != contact_id:
@@ -193,10 +185,9 @@ def _taken(plan: _Plan, key: str | None, contact_id: str | None = None) -> None:
 def _create(plan: _Plan, index: int, values: dict[str, Any]) -> None:
     key = store.contact_email_key(values.get("email"))
     _taken(plan, key)
-    contact_id = new_id()
     unit = bulk.Unit(index)
-    values = {k: v for k, v in _values(plan, values).items() if v is not None}
-    contact = Contact(plan.owner_id, contact_id, **values, created_at=plan.now, version=1, email_key=key)
+    contact = services.new_contact(plan.settings, plan.owner_id, values, plan.now, email_key=key)
+    contact_id = contact.contact_id
     unit.put("contact", contact, Contact.contact_id.does_not_exist())
     if key is not None:
         unit.put("email", ContactEmail(plan.owner_id, key, contact_id=contact_id), ContactEmail.email.does_not_exist())
@@ -220,8 +211,8 @@ def _upsert(plan: _Plan, index: int, op: UpsertOp) -> None:
     # The contact with this email, replaced as PUT would (absent fields removed); read or not,
     # it is written only while it still holds the email.
     unit = bulk.Unit(index)
-    changes = _values(plan, op.contact.model_dump())
-    actions = [getattr(Contact, k).remove() if v is None else getattr(Contact, k).set(v) for k, v in changes.items()]
+    changes = services.contact_changes(plan.settings, op.contact.model_dump(), plan.now)
+    actions = store.set_or_remove(Contact, changes)
     unit.update("contact", Contact(plan.owner_id, holder), [*actions, Contact.version.add(1)], Contact.email_key == key)
     plan.units.append(unit)
     if holder in plan.contacts:
@@ -241,7 +232,7 @@ def _current(plan: _Plan, contact_id: str, version: int | None) -> _Planned:
 def _change(plan: _Plan, index: int, contact_id: str, version: int | None, values: dict[str, Any]) -> None:
     current = _current(plan, contact_id, version)
     unit = bulk.Unit(index)
-    changes = _values(plan, values)
+    changes = services.contact_changes(plan.settings, values, plan.now)
     if "email" in values:
         key = store.contact_email_key(values["email"])
         _taken(plan, key, contact_id)
@@ -256,7 +247,7 @@ def _change(plan: _Plan, index: int, contact_id: str, version: int | None, value
                 plan.holders[key] = contact_id
             changes["email_key"] = key
             current.email_key = key
-    actions = [getattr(Contact, k).remove() if v is None else getattr(Contact, k).set(v) for k, v in changes.items()]
+    actions = store.set_or_remove(Contact, changes)
     condition = Contact.version == current.version
     unit.update("contact", Contact(plan.owner_id, contact_id), [*actions, Contact.version.add(1)], condition)
     plan.units.append(unit)

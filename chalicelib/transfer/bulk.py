@@ -36,7 +36,8 @@ MAX_BYTES = 3_500_000  # per TransactWriteItems, estimated, under DynamoDB's 4 M
 NOTES_PER_UNIT = 48  # a row's notes beyond these go in follow-up units (notes_unit)
 NOTE_BYTES_PER_UNIT = 3_000_000
 
-CHECK, DELETE, PUT, UPDATE = range(4)  # the order PynamoDB sends a transaction's actions in
+# After the condition checks (the workspace's), the order PynamoDB sends a transaction's actions in.
+DELETE, PUT, UPDATE = range(3)
 
 Adder = Callable[[TransactWrite], None]
 
@@ -194,7 +195,7 @@ def _send_order(units: list[Unit], shared_workspace: str | None) -> list[tuple[U
     order: list[tuple[Unit, str]] = []
     if shared_workspace:
         order.append((units[0], "workspace"))
-    for kind in (CHECK, DELETE, PUT, UPDATE):
+    for kind in (DELETE, PUT, UPDATE):
         order.extend((unit, a.label) for unit in units for a in unit.actions if a.kind == kind)
     return order
 

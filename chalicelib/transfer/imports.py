@@ -13,13 +13,12 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from chalicelib import store
+from chalicelib import services, store
 from chalicelib.config import Settings
 from chalicelib.errors import PayloadTooLarge
-from chalicelib.ids import new_id, utc_now
-from chalicelib.models import PENDING, Contact, ContactEmail, Note, contact_note_key
+from chalicelib.ids import utc_now
+from chalicelib.models import Contact, ContactEmail
 from chalicelib.schemas import ContactIn, NoteIn
-from chalicelib.services import phone_e164
 from chalicelib.transfer import bulk
 from chalicelib.transfer.records import MAX_ROWS, Record, RowError
 from chalicelib.transfer.schemas import ImportReport, ImportRowError
@@ -180,41 +179,25 @@ def _write(settings: Settings, owner_id: str, entries: list[_Entry], shared: boo
 
 
 def _units(settings: Settings, owner_id: str, index: int, entry: _Entry, now: str) -> list[bulk.Unit]:
-    contact_id = entry.existing or new_id()
-    contact = Contact(owner_id, contact_id)
-    notes = [_note(owner_id, contact_id, text, now) for text in entry.notes]
-    own_notes, more = bulk.notes_units(index, contact, notes)
     unit = bulk.Unit(index)
-    values = {**entry.data, "updated_at": now}
-    if "phone" in entry.data:
-        values["phone_e164"] = phone_e164(entry.data["phone"], settings.default_phone_region)
-    if own_notes:
-        values["has_notes"] = True
     key = entry.email_key
     if entry.existing:  # update: the row's non-empty fields; only while it still has this email
+        contact = Contact(owner_id, entry.existing)
         # (phone_e164 None: the new phone does not parse, so the old number's form goes.)
-        actions = [getattr(Contact, k).remove() if v is None else getattr(Contact, k).set(v) for k, v in values.items()]
+        changes = services.contact_changes(settings, entry.data, now)
+    else:
+        contact = services.new_contact(settings, owner_id, entry.data, now, email_key=key)
+    notes = [services.new_note(owner_id, contact.contact_id, text, now) for text in entry.notes]
+    own_notes, more = bulk.notes_units(index, contact, notes)
+    if entry.existing:
+        actions = store.set_or_remove(Contact, {**changes, **({"has_notes": True} if own_notes else {})})
         unit.update("contact", contact, [*actions, Contact.version.add(1)], Contact.email_key == key)
     else:
-        created = Contact(owner_id, contact_id, **values, created_at=now, version=1, email_key=key)
-        unit.put("contact", created, Contact.contact_id.does_not_exist())
+        contact.has_notes = True if own_notes else None
+        unit.put("contact", contact, Contact.contact_id.does_not_exist())
         if key is not None:
-            unit.put("email", ContactEmail(owner_id, key, contact_id=contact_id), ContactEmail.email.does_not_exist())
+            claim = ContactEmail(owner_id, key, contact_id=contact.contact_id)
+            unit.put("email", claim, ContactEmail.email.does_not_exist())
     for note in own_notes:
         unit.put("note", note, None)
     return [unit, *more]
-
-
-def _note(owner_id: str, contact_id: str, text: str, now: str) -> Note:
-    note_id = new_id()
-    return Note(
-        owner_id,
-        note_id,
-        contact_id=contact_id,
-        contact_note=contact_note_key(contact_id, note_id),
-        body=text,
-        processing_status=PENDING,
-        created_at=now,
-        updated_at=now,
-        version=1,
-    )

@@ -119,8 +119,9 @@ def purge_workspaces(event: DynamoDBEvent) -> dict[str, Any]:
     return handle_batch(event.to_dict(), event.context)
 
 
-# Search (#14): one function per stream, both running chalicelib.search.index; the
-# contacts' and notes' streams replace these placeholders in infra/template.json.
+# Search (#14) and change events (#17): one function per stream, both running
+# chalicelib.change_streams; the contacts' and notes' streams replace these placeholders in
+# infra/template.json.
 CONTACTS_STREAM_PLACEHOLDER = (
     "arn:aws:dynamodb:us-east-1:000000000000:table/contact-notes-contacts/stream/1970-01-01T00:00:00.000"
 )
@@ -128,18 +129,18 @@ CONTACTS_STREAM_PLACEHOLDER = (
 
 @app.on_dynamodb_record(stream_arn=CONTACTS_STREAM_PLACEHOLDER, batch_size=100, starting_position="TRIM_HORIZON")
 def index_contacts(event: DynamoDBEvent) -> dict[str, Any]:
-    """Keep the search index up to date with the contacts; report the records that failed."""
+    """Index the contacts for search and record their change events; report the records that failed."""
     return _index_for_search(event)
 
 
 @app.on_dynamodb_record(stream_arn=NOTES_STREAM_PLACEHOLDER, batch_size=100, starting_position="TRIM_HORIZON")
 def index_notes(event: DynamoDBEvent) -> dict[str, Any]:
-    """Keep the search index up to date with the notes; report the records that failed."""
+    """Index the notes for search and record their change events; report the records that failed."""
     return _index_for_search(event)
 
 
 def _index_for_search(event: DynamoDBEvent) -> dict[str, Any]:
-    from chalicelib.search.index import handle_batch  # only the stream Lambdas pay for it
+    from chalicelib.change_streams import handle_batch  # only the stream Lambdas pay for it
 
     observability.configure(settings())
     return handle_batch(event.to_dict(), event.context)

@@ -37,9 +37,10 @@ BUDGETS = {
     "limiter only": 1,  # no item read or written (refused input, health): the limiter's call only
     "none": 0,  # a CORS preflight: answered from the route table, not even the limiter is asked
     "rotation": 3,  # a refresh: the limiter, one read of token, family and user, one write
-    # A contact and its 2 notes: DeleteItem, limiter, one Query per MB of notes, one
-    # BatchWriteItem per 25 notes.
-    "cascade": 2 + 1 + math.ceil(2 / NOTES_PER_BATCH),
+    # A contact and its 2 notes: a transaction expecting no notes (it fails), the contact read
+    # and deleted as read with the deleter's mark (#17), the limiter, one Query per MB of notes,
+    # one BatchWriteItem per 25 notes.
+    "cascade": 4 + 1 + math.ceil(2 / NOTES_PER_BATCH),
     # Managing a workspace's members: the memberships it concerns (one read), or the user
     # named by username or email (claim, then user), one transaction, the limiter.
     "membership": 4,
@@ -229,13 +230,14 @@ ROUTES = [
           body={"first_name": "E", "email": "e@example.org"}),
     Route("PATCH /contacts/{id} (a new email)", "PATCH", "/contacts/{c}", 200,
           {"UpdateItem": 1, "GetItem": 1, "TransactWriteItems": 1}, None, body={"email": "new@example.org"}),
-    Route("DELETE /contacts/{id} (never had notes)", "DELETE", "/contacts/{spare}", 204, {"DeleteItem": 1}, "item"),
+    Route("DELETE /contacts/{id} (never had notes)", "DELETE", "/contacts/{spare}", 204,
+          {"TransactWriteItems": 1}, "item"),
     Route(
         "DELETE /contacts/{id} (and its 2 notes)",
         "DELETE",
         "/contacts/{c}",
         204,
-        {"DeleteItem": 1, "Query": 1, "BatchWriteItem": 1},
+        {"TransactWriteItems": 2, "GetItem": 1, "Query": 1, "BatchWriteItem": 1},
         "cascade",
     ),
     Route(
@@ -263,7 +265,7 @@ ROUTES = [
     Route("GET /contacts (If-None-Match: 304)", "GET", "/contacts", 304, {"Query": 1}, "list", revalidate=True),
     Route("PUT /notes/{id}", "PUT", "/notes/{n}", 200, {"UpdateItem": 1}, "item", body={"body": "c"}),
     Route("PATCH /notes/{id}", "PATCH", "/notes/{n}", 200, {"UpdateItem": 1}, "item", body={"body": "d"}),
-    Route("DELETE /notes/{id}", "DELETE", "/notes/{n}", 204, {"DeleteItem": 1}, "item"),
+    Route("DELETE /notes/{id}", "DELETE", "/notes/{n}", 204, {"TransactWriteItems": 1}, "item"),
     Route("OPTIONS /contacts/{id} (CORS preflight)", "OPTIONS", "/contacts/{c}", 204, {}, "none", limiter=[]),
     Route("GET /contacts/{malformed id}", "GET", "/contacts/not-an-id", 404, {}, "limiter only"),
     Route("GET /contacts/{missing id}", "GET", f"/contacts/{MISSING_ID}", 404, {"GetItem": 1}, "item"),

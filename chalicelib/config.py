@@ -45,6 +45,8 @@ class Settings(BaseModel):
     sessions_table: str = "contact-notes-sessions"
     search_table: str = "contact-notes-search"
     idempotency_table: str = "contact-notes-idempotency"
+    deletion_marks_table: str = "contact-notes-deletion-marks"
+    audit_table: str = "contact-notes-audit"
     # The signing key: JWT_SECRET (local runs, tests), or on the deployed stages the Secrets
     # Manager secret JWT_SECRET_ARN names, read when first needed and again once it is older
     # than jwt_secret_max_age_seconds (so a rotated key is used without new containers).
@@ -109,6 +111,8 @@ class Settings(BaseModel):
     idempotency_hours: int = Field(default=24, ge=1, le=24 * 30)
     idempotency_seconds: int | None = Field(default=None, ge=1, le=30 * 86_400)
     # Contacts per page of GET /exports: 1,000 (the most), or fewer (tests page through a few).
+    # How long the audit log keeps an event (DynamoDB TTL on AuditTable).
+    audit_retention_days: int = Field(default=365, ge=1, le=3650)
     export_page_size: int = Field(default=1000, ge=1, le=1000)
 
     @field_validator("cors_allowed_origins", mode="before")

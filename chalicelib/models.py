@@ -105,6 +105,9 @@ class Contact(Model):
     # The lower-cased email this contact holds a ContactEmail claim on (absent: none). A
     # change of email is conditional on it, so that the claims move in the same transaction.
     email_key = UnicodeAttribute(null=True)
+    # Who made the change this version records (a user id): the actor of its change event
+    # (chalicelib.events). Absent on items written before change events existed.
+    updated_by = UnicodeAttribute(null=True)
 
 
 class ContactEmail(Model):
@@ -161,6 +164,7 @@ class Note(Model):
     created_at = UnicodeAttribute()
     updated_at = UnicodeAttribute()
     version = NumberAttribute(default=1)
+    updated_by = UnicodeAttribute(null=True)  # as on a contact: the actor of the change
 
     by_contact = NotesByContact()
 
@@ -308,6 +312,74 @@ class IdempotencyRecord(Model):
     validation = UnicodeAttribute(null=True)  # a hash of the request the key was first sent with
 
 
+class DeletionMark(Model):
+    """Who deleted a contact or note: written in the delete's own transaction, read by the
+    change-event consumer when the item's REMOVE record arrives (a removed item's old image
+    names only its last editor). Key: the workspace and "<kind>#<item id>"; a contact's mark
+    also names the deleter of the notes swept with it. Expires after the streams' 24 hours."""
+
+    class Meta(_BaseMeta):
+        pass
+
+    owner_id = UnicodeAttribute(hash_key=True)
+    item = UnicodeAttribute(range_key=True)
+    actor_id = UnicodeAttribute()
+    deleted_at = UnicodeAttribute()
+    expires_at = TTLAttribute()
+
+
+# The audit log's indexes: "<workspace id>#<id>" and the event id (time order), whole entries.
+class AuditByResource(GlobalSecondaryIndex["AuditEntry"]):
+    class Meta:
+        index_name = "by_resource"
+        projection = AllProjection()
+
+    resource_key = UnicodeAttribute(hash_key=True)
+    event_id = UnicodeAttribute(range_key=True)
+
+
+class AuditByActor(GlobalSecondaryIndex["AuditEntry"]):
+    class Meta:
+        index_name = "by_actor"
+        projection = AllProjection()
+
+    actor_key = UnicodeAttribute(hash_key=True)
+    event_id = UnicodeAttribute(range_key=True)
+
+
+class AuditByContact(GlobalSecondaryIndex["AuditEntry"]):
+    class Meta:
+        index_name = "by_contact"
+        projection = AllProjection()
+
+    contact_key = UnicodeAttribute(hash_key=True)
+    event_id = UnicodeAttribute(range_key=True)
+
+
+class AuditEntry(Model):
+    """One change event (chalicelib.events), per workspace, newest last by `event_id` (a ULID
+    whose time is the change's). Append-only: written once by the change-event consumer with a
+    put conditional on not existing; the deployed API role may only read it (infra/template.json).
+    Its stream (NEW_IMAGE) is the outbox the webhooks and live updates read. Expires by TTL
+    after AUDIT_RETENTION_DAYS."""
+
+    class Meta(_BaseMeta):
+        stream_view_type = "NEW_IMAGE"
+
+    workspace_id = UnicodeAttribute(hash_key=True)
+    event_id = UnicodeAttribute(range_key=True)
+    event = UnicodeAttribute()  # the event, JSON text, exactly as the API answers it
+    type = UnicodeAttribute()
+    resource_key = UnicodeAttribute()  # "<workspace>#<resource id>"
+    actor_key = UnicodeAttribute()  # "<workspace>#<actor id>"
+    contact_key = UnicodeAttribute()  # "<workspace>#<contact id>": a contact and its notes
+    expires_at = TTLAttribute()
+
+    by_resource = AuditByResource()
+    by_actor = AuditByActor()
+    by_contact = AuditByContact()
+
+
 def contact_note_key(contact_id: str, note_id: str = "") -> str:
     """A note's by_contact sort key; without a note id, the prefix all its contact's notes share."""
     return f"{contact_id}#{note_id}"
@@ -331,6 +403,8 @@ TABLES: dict[type[Model], tuple[str, str]] = {
     SessionRecord: ("sessions_table", "SessionsTable"),
     SearchEntry: ("search_table", "SearchTable"),
     IdempotencyRecord: ("idempotency_table", "IdempotencyTable"),
+    DeletionMark: ("deletion_marks_table", "DeletionMarksTable"),
+    AuditEntry: ("audit_table", "AuditTable"),
 }
 ALL_MODELS: tuple[type[Model], ...] = tuple(TABLES)
 

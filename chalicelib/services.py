@@ -169,9 +169,12 @@ def new_contact(settings: Settings, owner_id: str, values: dict[str, Any], now: 
     )
 
 
-def create_contact(settings: Settings, owner_id: str, data: ContactIn, *, shared: bool = False) -> ContactOut:
-    """`shared`: the workspace is not the caller's personal one, so its existence is checked."""
-    contact = new_contact(settings, owner_id, data.model_dump(), utc_now())
+def create_contact(
+    settings: Settings, owner_id: str, data: ContactIn, *, actor: str, shared: bool = False
+) -> ContactOut:
+    """`shared`: the workspace is not the caller's personal one, so its existence is checked.
+    `actor`: the user making the change (every write records it: chalicelib.events)."""
+    contact = new_contact(settings, owner_id, data.model_dump(), utc_now(), updated_by=actor)
     store.put_new_contact(contact, shared=shared)
     return contact_out(contact)
 
@@ -188,35 +191,35 @@ def get_contact(owner_id: str, contact_id: str) -> ContactOut:
     return contact_out(_contact_or_404(owner_id, contact_id))
 
 
-def contact_changes(settings: Settings, values: dict[str, Any], now: str | None = None) -> dict[str, Any]:
+def contact_changes(settings: Settings, values: dict[str, Any], actor: str, now: str | None = None) -> dict[str, Any]:
     """The attributes a change sets (None: removes); phone_e164 follows phone."""
-    changes = {**values, "updated_at": now or utc_now()}
+    changes = {**values, "updated_at": now or utc_now(), "updated_by": actor}
     if "phone" in values:
         changes["phone_e164"] = phone_e164(values["phone"], settings.default_phone_region)
     return changes
 
 
 def replace_contact(
-    settings: Settings, owner_id: str, contact_id: str, data: ContactIn, if_match: int | None
+    settings: Settings, owner_id: str, contact_id: str, data: ContactIn, if_match: int | None, *, actor: str
 ) -> ContactOut:
     _require(contact_id, "Contact")
-    changes = contact_changes(settings, data.model_dump())
+    changes = contact_changes(settings, data.model_dump(), actor)
     return contact_out(store.update_contact(owner_id, contact_id, changes, if_match, new_email=data.email))
 
 
 def patch_contact(
-    settings: Settings, owner_id: str, contact_id: str, data: ContactPatch, if_match: int | None
+    settings: Settings, owner_id: str, contact_id: str, data: ContactPatch, if_match: int | None, *, actor: str
 ) -> ContactOut:
     _require(contact_id, "Contact")
     values = data.model_dump(include=data.model_fields_set)
     if not values:
         raise ValidationFailed("Send at least one field to change.")
-    changes = contact_changes(settings, values)
+    changes = contact_changes(settings, values, actor)
     new_email = values.get("email", store.UNCHANGED)
     return contact_out(store.update_contact(owner_id, contact_id, changes, if_match, new_email=new_email))
 
 
-def delete_contact(owner_id: str, contact_id: str, if_match: int | None) -> None:
+def delete_contact(owner_id: str, contact_id: str, if_match: int | None, *, actor: str) -> None:
     """Delete the contact, then its notes, before answering.
 
     The contact goes first so that no new note can be attached while the notes are swept
@@ -226,7 +229,7 @@ def delete_contact(owner_id: str, contact_id: str, if_match: int | None) -> None
     """
     _require(contact_id, "Contact")
     try:
-        had_notes = store.delete_contact(owner_id, contact_id, if_match)
+        had_notes = store.delete_contact(owner_id, contact_id, if_match, actor)
     except NotFound:
         store.delete_notes_of_contact(owner_id, contact_id)
         raise
@@ -274,7 +277,7 @@ def note_out(note: Note) -> NoteOut:
     )
 
 
-def new_note(owner_id: str, contact_id: str, body: str, now: str) -> Note:
+def new_note(owner_id: str, contact_id: str, body: str, now: str, actor: str) -> Note:
     """A note about to be created, pending its normalization."""
     note_id = new_id()
     return Note(
@@ -287,18 +290,21 @@ def new_note(owner_id: str, contact_id: str, body: str, now: str) -> Note:
         created_at=now,
         updated_at=now,
         version=1,
+        updated_by=actor,
     )
 
 
-def create_note(owner_id: str, contact_id: str, data: NoteIn, *, shared: bool = False) -> NoteOut:
+def create_note(owner_id: str, contact_id: str, data: NoteIn, *, actor: str, shared: bool = False) -> NoteOut:
     _require(contact_id, "Contact")
-    note = new_note(owner_id, contact_id, data.body, utc_now())
+    note = new_note(owner_id, contact_id, data.body, utc_now(), actor)
     store.put_new_note(note, shared=shared)
     return note_out(note)
 
 
-def create_note_flat(owner_id: str, data: NoteCreate, *, shared: bool = False) -> NoteOut:
-    return create_note(owner_id, data.contact_id, data, shared=shared)  # a NoteCreate is a NoteIn, already validated
+def create_note_flat(owner_id: str, data: NoteCreate, *, actor: str, shared: bool = False) -> NoteOut:
+    return create_note(
+        owner_id, data.contact_id, data, actor=actor, shared=shared
+    )  # a NoteCreate is a NoteIn, already validated
 
 
 def get_note(owner_id: str, note_id: str) -> NoteOut:
@@ -309,13 +315,14 @@ def get_note(owner_id: str, note_id: str) -> NoteOut:
     return note_out(note)
 
 
-def update_note(owner_id: str, note_id: str, data: NoteIn, if_match: int | None) -> NoteOut:
+def update_note(owner_id: str, note_id: str, data: NoteIn, if_match: int | None, *, actor: str) -> NoteOut:
     """PUT and PATCH alike: a note's only writable field is its body, which goes back to pending."""
     _require(note_id, "Note")
     actions: list[Action] = [
         Note.body.set(data.body),
         Note.processing_status.set(PENDING),
         Note.updated_at.set(utc_now()),
+        Note.updated_by.set(actor),
         Note.original_body.remove(),
         Note.tags.remove(),
         Note.processed_at.remove(),
@@ -326,9 +333,9 @@ def update_note(owner_id: str, note_id: str, data: NoteIn, if_match: int | None)
     return note_out(store.update_note(owner_id, note_id, actions, if_match))
 
 
-def delete_note(owner_id: str, note_id: str, if_match: int | None) -> None:
+def delete_note(owner_id: str, note_id: str, if_match: int | None, *, actor: str) -> None:
     _require(note_id, "Note")
-    store.delete_note(owner_id, note_id, if_match)
+    store.delete_note(owner_id, note_id, if_match, actor)
 
 
 def list_notes(settings: Settings, owner_id: str, contact_id: str, query: PageQuery) -> NotePage:

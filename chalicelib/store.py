@@ -10,18 +10,18 @@ import random
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 from pynamodb.connection import Connection
-from pynamodb.constants import ALL_OLD, NONE
 from pynamodb.exceptions import PutError, PynamoDBException, TransactWriteError
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.errors import Conflict, Forbidden, NotFound, PreconditionFailed
-from chalicelib.ids import new_id
+from chalicelib.ids import new_id, utc_now
 from chalicelib.models import (
     EMAIL_PREFIX,
     FAILED,
@@ -31,6 +31,7 @@ from chalicelib.models import (
     USERNAME_PREFIX,
     Contact,
     ContactEmail,
+    DeletionMark,
     Membership,
     Note,
     RateLimitRecord,
@@ -201,23 +202,6 @@ def _update(
             _raise_missing_or_stale(model, owner_id, item_id)
         raise
     return item
-
-
-def _delete(
-    model: type[OwnedItem], owner_id: str, item_id: str, expected_version: int | None, *, return_old: bool = False
-) -> dict[str, Any]:
-    """One conditional DeleteItem; with `return_old`, returns the deleted item's raw attributes
-    (not for notes: a body can be hundreds of kilobytes that nobody would read)."""
-    condition = _version_condition(model, expected_version)
-    returned = ALL_OLD if return_old else NONE
-    try:
-        with _dynamodb_errors():
-            out = model._get_connection().delete_item(owner_id, item_id, condition=condition, return_values=returned)
-            return dict(out.get("Attributes") or {})
-    except PynamoDBException as exc:
-        if _condition_failed(exc):
-            _raise_missing_or_stale(model, owner_id, item_id)
-        raise
 
 
 def _raise_missing_or_stale(model: type[OwnedItem], owner_id: str, item_id: str) -> None:
@@ -398,32 +382,47 @@ def _move_email(
 DELETE_ATTEMPTS = 3  # a note added between the read and the delete makes it read again
 
 
-def delete_contact(owner_id: str, contact_id: str, expected_version: int | None) -> bool:
+MARK_LIFETIME = timedelta(days=2)  # past the streams' 24-hour retention
+
+
+def deletion_mark(owner_id: str, kind: str, item_id: str, actor: str, at: str) -> DeletionMark:
+    """Who deletes an item: written in the delete's own transaction (chalicelib.events reads it)."""
+    expires = datetime.now(UTC) + MARK_LIFETIME
+    return DeletionMark(owner_id, f"{kind}#{item_id}", actor_id=actor, deleted_at=at, expires_at=expires)
+
+
+def delete_contact(owner_id: str, contact_id: str, expected_version: int | None, actor: str) -> bool:
     """Delete the contact; return whether it ever had a note (its notes then need a sweep).
 
-    One DeleteItem for a contact without an email. One holding an email is read and deleted
-    with its claim in one transaction, so the email is free again exactly when it is gone;
-    the transaction also requires the notes mark as read, so a note added meanwhile is
+    Every delete is a transaction with the deleter's mark (DeletionMark), so the change event
+    names who deleted. One transaction for a contact without an email or notes. Otherwise the
+    contact is read and deleted with its claim, so the email is free again exactly when it is
+    gone; the transaction also requires the notes mark as read, so a note added meanwhile is
     swept (a first note sets the mark without a new version).
     """
-    condition = _version_condition(Contact, expected_version) & Contact.email_key.does_not_exist()
-    try:
-        with _dynamodb_errors():
-            connection = Contact._get_connection()
-            out = connection.delete_item(owner_id, contact_id, condition=condition, return_values=ALL_OLD)
-        return "has_notes" in (out.get("Attributes") or {})
-    except PynamoDBException as exc:
-        if not _condition_failed(exc):
-            raise
+    condition = (
+        _version_condition(Contact, expected_version)
+        & Contact.email_key.does_not_exist()
+        & Contact.has_notes.does_not_exist()
+    )
+    mark = deletion_mark(owner_id, "contact", contact_id, actor, utc_now())
+
+    def write(txn: TransactWrite) -> None:
+        txn.delete(Contact(owner_id, contact_id), condition=condition)
+        txn.save(mark)
+
+    if not _transact(Contact, new_id(), write):
+        return False
     for _ in range(DELETE_ATTEMPTS):
         current = _current(owner_id, contact_id, expected_version)  # 404 if gone, 412 if changed
-        if _delete_with_claim(current) is None:
+        if _delete_with_claim(current, mark) is None:
             return bool(current.has_notes)
     raise Conflict("The contact changed at the same moment; read it again and retry.")
 
 
-def _delete_with_claim(current: Contact) -> list[int] | None:
-    """The transaction: the contact (as read) and its claim; None when it committed."""
+def _delete_with_claim(current: Contact, mark: DeletionMark) -> list[int] | None:
+    """The transaction: the contact (as read), its claim and the deleter's mark; None when it
+    committed. PynamoDB sends deletes before puts: [contact, claim, mark]."""
     owner_id, contact_id = current.owner_id, current.contact_id
     notes_as_read = Contact.has_notes.exists() if current.has_notes else Contact.has_notes.does_not_exist()
 
@@ -431,6 +430,7 @@ def _delete_with_claim(current: Contact) -> list[int] | None:
         txn.delete(Contact(owner_id, contact_id), condition=(Contact.version == current.version) & notes_as_read)
         if current.email_key is not None:
             _release(txn, owner_id, current.email_key, contact_id)
+        txn.save(mark)
 
     failed = _transact(Contact, new_id(), write)
     if failed and 0 not in failed:  # only the claim: it is no longer this contact's
@@ -489,8 +489,17 @@ def update_note(owner_id: str, note_id: str, actions: list[Action], expected_ver
     return _update(Note, owner_id, note_id, actions, expected_version)
 
 
-def delete_note(owner_id: str, note_id: str, expected_version: int | None) -> None:
-    _delete(Note, owner_id, note_id, expected_version)
+def delete_note(owner_id: str, note_id: str, expected_version: int | None, actor: str) -> None:
+    """One transaction: the note and the deleter's mark (chalicelib.events)."""
+    condition = _version_condition(Note, expected_version)
+    mark = deletion_mark(owner_id, "note", note_id, actor, utc_now())
+
+    def write(txn: TransactWrite) -> None:
+        txn.delete(Note(owner_id, note_id), condition=condition)
+        txn.save(mark)
+
+    if _transact(Note, new_id(), write):
+        _raise_missing_or_stale(Note, owner_id, note_id)
 
 
 def query_notes(owner_id: str, contact_id: str, limit: int, after_id: str | None) -> list[Note]:

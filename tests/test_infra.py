@@ -92,7 +92,12 @@ def test_search_index_mappings_fail_as_the_normalizers_do(resources: dict[str, A
     }
     # A REMOVE record must carry the old image: it names the workspace and the item to unindex.
     assert resources[table]["Properties"]["StreamSpecification"]["StreamViewType"] == "NEW_AND_OLD_IMAGES"
-    assert resources[function]["Properties"]["Environment"]["Variables"] == {"SEARCH_TABLE": {"Ref": "SearchTable"}}
+    assert resources[function]["Properties"]["Environment"]["Variables"] == {
+        "SEARCH_TABLE": {"Ref": "SearchTable"},
+        "AUDIT_TABLE": {"Ref": "AuditTable"},  # the same consumer records the change events (#17)
+        "DELETION_MARKS_TABLE": {"Ref": "DeletionMarksTable"},
+        "AUDIT_RETENTION_DAYS": {"Ref": "AuditRetentionDays"},
+    }
 
 
 def test_workspace_purge_mapping_settings(resources: dict[str, Any]) -> None:
@@ -125,11 +130,15 @@ def test_tables_match_the_models(resources: dict[str, Any]) -> None:
         indexes = {i["index_name"]: i for i in schema.get("global_secondary_indexes", [])}
         assert {i["IndexName"] for i in props.get("GlobalSecondaryIndexes", [])} == set(indexes), name
         for index in props.get("GlobalSecondaryIndexes", []):
-            assert index["KeySchema"] == indexes[index["IndexName"]]["key_schema"], name
+            assert index["KeySchema"][0]["KeyType"] == "HASH", name  # CloudFormation: the hash key first
+            by_type = sorted(indexes[index["IndexName"]]["key_schema"], key=lambda k: k["KeyType"])
+            assert sorted(index["KeySchema"], key=lambda k: k["KeyType"]) == by_type, name
         assert ("StreamSpecification" in props) == hasattr(model.Meta, "stream_view_type"), name
     ttl = {"AttributeName": "expires_at", "Enabled": True}
     assert resources["RateLimitsTable"]["Properties"]["TimeToLiveSpecification"] == ttl
     assert resources["SearchTable"]["Properties"]["TimeToLiveSpecification"] == ttl  # tombstones end
+    assert resources["DeletionMarksTable"]["Properties"]["TimeToLiveSpecification"] == ttl
+    assert resources["AuditTable"]["Properties"]["TimeToLiveSpecification"] == ttl  # AUDIT_RETENTION_DAYS
     # Idempotency records end by TTL in the attribute Powertools writes, which the model names too.
     expiring = {"AttributeName": "expiration", "Enabled": True}
     assert resources["IdempotencyTable"]["Properties"]["TimeToLiveSpecification"] == expiring

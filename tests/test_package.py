@@ -104,12 +104,15 @@ def test_tables(cfn: dict[str, Any], built: tuple[str, Bundle]) -> None:
     ttl = [t for t in tables if "TimeToLiveSpecification" in t["Properties"]]
     assert sorted(t["Properties"]["TimeToLiveSpecification"]["AttributeName"] for t in ttl) == [
         "expiration",  # the idempotency records' (Powertools' attribute name)
-        *["expires_at"] * 3,  # the limiter's, the sessions' and the search index's (tombstones)
+        # the limiter's, the sessions', the search index's (tombstones), the deleters' marks, the audit log's
+        *["expires_at"] * 5,
     ]
     assert all(t["Properties"]["TimeToLiveSpecification"]["Enabled"] for t in ttl)
     streams = [t for t in tables if "StreamSpecification" in t["Properties"]]
-    # contacts (search), notes (normalizer and search), workspaces (the deletion sweep)
-    assert [t["Properties"]["StreamSpecification"] for t in streams] == [{"StreamViewType": "NEW_AND_OLD_IMAGES"}] * 3
+    # contacts (search, events), notes (normalizer; search, events), workspaces (the deletion sweep),
+    # the audit log (the outbox of webhooks and live updates: new entries only)
+    views = sorted(t["Properties"]["StreamSpecification"]["StreamViewType"] for t in streams)
+    assert views == ["NEW_AND_OLD_IMAGES"] * 3 + ["NEW_IMAGE"]
 
 
 # Each stream consumer: the table whose stream it reads, and its dead-letter queue.
@@ -210,8 +213,14 @@ def test_each_function_has_its_own_least_privilege_role(cfn: dict[str, Any]) -> 
             data = {a: r for a, r in indexer.items() if a.startswith("dynamodb:") and "Stream" not in a
                     and a not in ("dynamodb:GetRecords", "dynamodb:GetShardIterator")}  # fmt: skip
             # The document read, the postings' differences, the document written: nothing else, one table.
+            # Change events (#17): the deleter's mark read, the event appended to the audit log.
             search = [{"Fn::GetAtt": ["SearchTable", "Arn"]}]
-            assert data == {"dynamodb:GetItem": search, "dynamodb:PutItem": search, "dynamodb:BatchWriteItem": search}
+            audit, marks = {"Fn::GetAtt": ["AuditTable", "Arn"]}, {"Fn::GetAtt": ["DeletionMarksTable", "Arn"]}
+            assert data == {
+                "dynamodb:GetItem": [*search, marks],
+                "dynamodb:PutItem": [*search, audit],
+                "dynamodb:BatchWriteItem": search,
+            }
             assert indexer["dynamodb:GetRecords"] == [{"Fn::GetAtt": [table, "StreamArn"]}]
             assert indexer["sqs:SendMessage"] == [{"Fn::GetAtt": [queue, "Arn"]}]
     api = _role_actions(cfn, roles["APIHandler"])
@@ -256,8 +265,31 @@ def test_iam_names_each_table_and_the_secret(cfn: dict[str, Any]) -> None:
         "MembershipsTable",
         "SearchTable",
         "ContactEmailsTable",
+        "DeletionMarksTable",
+        "AuditTable",
     ):
         assert table in table_refs
+
+
+def test_no_role_can_change_or_delete_an_audit_entry(cfn: dict[str, Any]) -> None:
+    """The audit log is append-only: only the change-event consumers put entries (conditionally,
+    by event id); the API role only queries; no role may update or delete one (#17)."""
+    audit_arns = ("AuditTable.Arn", '"AuditTable", "Arn"')
+    allowed: dict[str, set[str]] = {}
+    for name, resource in cfn["Resources"].items():
+        if resource["Type"] != "AWS::IAM::Role":
+            continue
+        for policy in resource["Properties"].get("Policies", []):
+            for statement in policy["PolicyDocument"]["Statement"]:
+                assert statement["Effect"] == "Allow"
+                targets = json.dumps(statement["Resource"])
+                if any(arn in targets for arn in audit_arns) and "StreamArn" not in targets:
+                    allowed.setdefault(name, set()).update(statement["Action"])
+    forbidden = {"dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem", "dynamodb:*", "*"}
+    assert all(not actions & forbidden for actions in allowed.values()), allowed
+    writers = sorted(name for name, actions in allowed.items() if "dynamodb:PutItem" in actions)
+    assert writers == ["IndexContactsRole", "IndexNotesRole"]
+    assert allowed["ApiHandlerRole"] == {"dynamodb:Query"}
 
 
 def test_functions_arm64_sized_and_no_secret_in_clear(cfn: dict[str, Any]) -> None:

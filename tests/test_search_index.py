@@ -308,7 +308,7 @@ def test_a_late_record_of_a_removed_note_does_not_resurrect_it(alice: Api, chali
     assert alice.delete(f"/notes/{note['id']}").status == 204
     index_now(chalice_client)
     # The normalizer's write-back record, delivered again after the removal.
-    assert invoke(chalice_client, "index_notes", record("MODIFY", new=processed)) == []
+    assert invoke(chalice_client, "index_notes", record("MODIFY", new=processed, old=processed)) == []
     assert postings(owner, note["id"]) == {}
 
 

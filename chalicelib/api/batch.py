@@ -47,5 +47,7 @@ def batch_contacts() -> Response:
         raise ValidationFailed(
             "The request has invalid fields.", errors=[{"pointer": pointer, "detail": detail, "type": "invalid"}]
         )
-    status, answer = run_batch(settings(), batch_api.owner(), operations, shared=batch_api.shared())
+    status, answer = run_batch(
+        settings(), batch_api.owner(), operations, actor=batch_api.user(), shared=batch_api.shared()
+    )
     return json_response(answer, status)

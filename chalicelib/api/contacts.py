@@ -33,7 +33,11 @@ contacts_api = ApiBlueprint(__name__)
 def create_contact() -> Response:
     return versioned(
         services.create_contact(
-            settings(), contacts_api.owner(), contacts_api.body(ContactIn), shared=contacts_api.shared()
+            settings(),
+            contacts_api.owner(),
+            contacts_api.body(ContactIn),
+            actor=contacts_api.user(),
+            shared=contacts_api.shared(),
         ),
         201,
     )
@@ -78,7 +82,9 @@ def get_contact(contact_id: str) -> Response:
 def replace_contact(contact_id: str) -> Response:
     data = contacts_api.body(ContactIn)
     version = if_match_version(contacts_api.request, contact_id)
-    return versioned(services.replace_contact(settings(), contacts_api.owner(), contact_id, data, version))
+    return versioned(
+        services.replace_contact(settings(), contacts_api.owner(), contact_id, data, version, actor=contacts_api.user())
+    )
 
 
 @contacts_api.operation(
@@ -100,7 +106,9 @@ def replace_contact(contact_id: str) -> Response:
 def patch_contact(contact_id: str) -> Response:
     data = contacts_api.body(ContactPatch)
     version = if_match_version(contacts_api.request, contact_id)
-    return versioned(services.patch_contact(settings(), contacts_api.owner(), contact_id, data, version))
+    return versioned(
+        services.patch_contact(settings(), contacts_api.owner(), contact_id, data, version, actor=contacts_api.user())
+    )
 
 
 @contacts_api.operation(
@@ -111,5 +119,6 @@ def patch_contact(contact_id: str) -> Response:
     ),
 )
 def delete_contact(contact_id: str) -> Response:
-    services.delete_contact(contacts_api.owner(), contact_id, if_match_version(contacts_api.request, contact_id))
+    version = if_match_version(contacts_api.request, contact_id)
+    services.delete_contact(contacts_api.owner(), contact_id, version, actor=contacts_api.user())
     return no_content()

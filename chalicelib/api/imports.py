@@ -83,5 +83,6 @@ def import_contacts() -> Response:
         on_conflict=query.on_conflict,
         dry_run=query.dry_run,
         shared=imports_api.shared(),
+        actor=imports_api.user(),
     )
     return json_response(report)

@@ -31,7 +31,14 @@ notes_api = ApiBlueprint(__name__)
 )
 def create_contact_note(contact_id: str) -> Response:
     return versioned(
-        services.create_note(notes_api.owner(), contact_id, notes_api.note_body(NoteIn), shared=notes_api.shared()), 201
+        services.create_note(
+            notes_api.owner(),
+            contact_id,
+            notes_api.note_body(NoteIn),
+            actor=notes_api.user(),
+            shared=notes_api.shared(),
+        ),
+        201,
     )
 
 
@@ -68,7 +75,10 @@ def list_contact_notes(contact_id: str) -> Response:
 )
 def create_note() -> Response:
     return versioned(
-        services.create_note_flat(notes_api.owner(), notes_api.note_body(NoteCreate), shared=notes_api.shared()), 201
+        services.create_note_flat(
+            notes_api.owner(), notes_api.note_body(NoteCreate), actor=notes_api.user(), shared=notes_api.shared()
+        ),
+        201,
     )
 
 
@@ -83,7 +93,7 @@ def _change_note_text(note_id: str) -> Response:
     """PUT and PATCH of a note do the same: its text is its only field a client sets."""
     data = notes_api.note_body(NoteIn)
     version = if_match_version(notes_api.request, note_id)
-    return versioned(services.update_note(notes_api.owner(), note_id, data, version))
+    return versioned(services.update_note(notes_api.owner(), note_id, data, version, actor=notes_api.user()))
 
 
 @notes_api.operation(
@@ -130,5 +140,6 @@ def update_note(note_id: str) -> Response:
     Operation("Delete a note", "notes", 204, if_match=True, role="editor", operation_id="deleteNote"),
 )
 def delete_note(note_id: str) -> Response:
-    services.delete_note(notes_api.owner(), note_id, if_match_version(notes_api.request, note_id))
+    version = if_match_version(notes_api.request, note_id)
+    services.delete_note(notes_api.owner(), note_id, version, actor=notes_api.user())
     return no_content()

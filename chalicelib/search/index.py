@@ -161,7 +161,7 @@ def _item_of(record: DynamoDBRecord) -> str:
     return json.dumps(record.dynamodb.keys if record.dynamodb else None, sort_keys=True, default=str)
 
 
-def in_item_order() -> Callable[[DynamoDBRecord], None]:
+def in_item_order(steps: Callable[[DynamoDBRecord], None] = handle_record) -> Callable[[DynamoDBRecord], None]:
     """A record handler for one batch that holds back an item's later records once one failed.
 
     A failed record may have written part of its postings but not its document (written
@@ -177,7 +177,7 @@ def in_item_order() -> Callable[[DynamoDBRecord], None]:
         if item in failed:
             raise HeldBack("an earlier record of this item failed in this batch")
         try:
-            handle_record(record)
+            steps(record)
         except Exception:
             failed.add(item)
             raise

@@ -66,6 +66,7 @@ class _Plan:
     owner_id: str
     settings: Settings
     now: str
+    actor: str
     holders: dict[str, str]  # email key -> contact id, as the operations before will have left them
     contacts: dict[str, _Planned]
     units: list[bulk.Unit] = field(default_factory=list)
@@ -74,7 +75,9 @@ class _Plan:
     swept: dict[int, str] = field(default_factory=dict)  # deletes of contacts whose notes need a sweep
 
 
-def run_batch(settings: Settings, owner_id: str, operations: list[Any], *, shared: bool) -> tuple[int, BatchOut]:
+def run_batch(
+    settings: Settings, owner_id: str, operations: list[Any], *, actor: str, shared: bool
+) -> tuple[int, BatchOut]:
     if len(operations) > MAX_OPERATIONS:
         raise PayloadTooLarge(f"{len(operations)} operations; at most {MAX_OPERATIONS} per batch. Split them.")
     parsed: dict[int, Any] = {}
@@ -91,7 +94,7 @@ def run_batch(settings: Settings, owner_id: str, operations: list[Any], *, share
         except ValidationError as exc:
             errors = validation_errors(exc, f"#/operations/{index}")
             problems[index] = ValidationFailed("The operation has invalid fields.", errors=errors)
-    plan = _read(settings, owner_id, parsed)
+    plan = _read(settings, owner_id, parsed, actor)
     plan.problems.update(problems)
     for index in sorted(parsed):
         try:
@@ -104,27 +107,28 @@ def run_batch(settings: Settings, owner_id: str, operations: list[Any], *, share
     for index in sorted(failed):  # in order: an operation alone sees the ones before it
         plan.results.pop(index, None)
         try:
-            plan.results[index] = _alone(settings, owner_id, parsed[index], failed[index], shared)
+            plan.results[index] = _alone(settings, owner_id, parsed[index], failed[index], shared, actor)
         except AppError as error:
             plan.problems[index] = error
     _sweep(plan, failed)
     return _answer(plan, len(operations))
 
 
-def _alone(settings: Settings, owner_id: str, op: Any, label: str, shared: bool) -> tuple[int, str | None]:
+def _alone(settings: Settings, owner_id: str, op: Any, label: str, shared: bool, actor: str) -> tuple[int, str | None]:
     """An operation whose condition failed at commit (another request wrote the contact or the
     email meanwhile), sent again on its own as the single route would (one item's calls):
     its status is then the one it would have had alone: 200, 204, 404, 409 or 412."""
     if label == bulk.UNAVAILABLE:
         raise ServiceUnavailable("The database was too busy to apply this operation; send it again.")
     if isinstance(op, UpdateOp):
-        services.patch_contact(settings, owner_id, op.id, op.contact, op.version)
+        services.patch_contact(settings, owner_id, op.id, op.contact, op.version, actor=actor)
         return 200, op.id
     if isinstance(op, DeleteOp):
-        services.delete_contact(owner_id, op.id, op.version)  # sweeps the contact's notes too
+        services.delete_contact(owner_id, op.id, op.version, actor=actor)  # sweeps the contact's notes too
         return 204, op.id
     if isinstance(op, CreateOp):
-        return 201, services.create_contact(settings, owner_id, op.contact, shared=shared).id  # 409 if taken
+        created = services.create_contact(settings, owner_id, op.contact, actor=actor, shared=shared)  # 409 if taken
+        return 201, created.id
     key = store.contact_email_key(_email(op))
     if label == "email" and key is not None:
         raise store.email_taken(owner_id, key)
@@ -146,14 +150,14 @@ def _sweep(plan: _Plan, failed: dict[int, str]) -> None:
             )
 
 
-def _read(settings: Settings, owner_id: str, parsed: dict[int, Any]) -> _Plan:
+def _read(settings: Settings, owner_id: str, parsed: dict[int, Any], actor: str) -> _Plan:
     """Who holds the emails the operations name, and the contacts they name (two BatchGetItems at most)."""
     keys = [k for op in parsed.values() if (k := store.contact_email_key(_email(op)))]
     ids = [op.id for op in parsed.values() if isinstance(op, UpdateOp | DeleteOp) and is_valid_id(op.id)]
     holders = bulk.claims(owner_id, keys) if keys else {}
     found = bulk.contacts(owner_id, ids) if ids else {}
     planned = {cid: _Planned(int(c.version), c.email_key, bool(c.has_notes)) for cid, c in found.items()}
-    return _Plan(owner_id, settings, utc_now(), holders, planned)
+    return _Plan(owner_id, settings, utc_now(), actor, holders, planned)
 
 
 def _email(op: Any) -> str | None:
@@ -186,7 +190,7 @@ def _create(plan: _Plan, index: int, values: dict[str, Any]) -> None:
     key = store.contact_email_key(values.get("email"))
     _taken(plan, key)
     unit = bulk.Unit(index)
-    contact = services.new_contact(plan.settings, plan.owner_id, values, plan.now, email_key=key)
+    contact = services.new_contact(plan.settings, plan.owner_id, values, plan.now, email_key=key, updated_by=plan.actor)
     contact_id = contact.contact_id
     unit.put("contact", contact, Contact.contact_id.does_not_exist())
     if key is not None:
@@ -211,7 +215,7 @@ def _upsert(plan: _Plan, index: int, op: UpsertOp) -> None:
     # The contact with this email, replaced as PUT would (absent fields removed); read or not,
     # it is written only while it still holds the email.
     unit = bulk.Unit(index)
-    changes = services.contact_changes(plan.settings, op.contact.model_dump(), plan.now)
+    changes = services.contact_changes(plan.settings, op.contact.model_dump(), plan.actor, plan.now)
     actions = store.set_or_remove(Contact, changes)
     unit.update("contact", Contact(plan.owner_id, holder), [*actions, Contact.version.add(1)], Contact.email_key == key)
     plan.units.append(unit)
@@ -232,7 +236,7 @@ def _current(plan: _Plan, contact_id: str, version: int | None) -> _Planned:
 def _change(plan: _Plan, index: int, contact_id: str, version: int | None, values: dict[str, Any]) -> None:
     current = _current(plan, contact_id, version)
     unit = bulk.Unit(index)
-    changes = services.contact_changes(plan.settings, values, plan.now)
+    changes = services.contact_changes(plan.settings, values, plan.actor, plan.now)
     if "email" in values:
         key = store.contact_email_key(values["email"])
         _taken(plan, key, contact_id)
@@ -266,6 +270,7 @@ def _delete(plan: _Plan, index: int, op: DeleteOp) -> None:
     notes_as_read = Contact.has_notes.exists() if current.has_notes else Contact.has_notes.does_not_exist()
     condition = (Contact.version == current.version) & notes_as_read
     unit.delete("contact", Contact(plan.owner_id, op.id), condition)
+    unit.put("mark", store.deletion_mark(plan.owner_id, "contact", op.id, plan.actor, plan.now), None)
     if current.email_key is not None:
         unit.delete("old_email", ContactEmail(plan.owner_id, current.email_key), ContactEmail.contact_id == op.id)
         plan.holders.pop(current.email_key, None)

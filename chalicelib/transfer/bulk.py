@@ -28,7 +28,7 @@ from pynamodb.transactions import TransactWrite
 from chalicelib import store
 from chalicelib.errors import Forbidden, ServiceUnavailable
 from chalicelib.ids import new_id
-from chalicelib.models import Contact, ContactEmail, Note, Workspace
+from chalicelib.models import Contact, ContactEmail, DeletionMark, Note, Workspace
 from chalicelib.web import logger
 
 MAX_ACTIONS = 100  # per TransactWriteItems
@@ -63,7 +63,7 @@ class Unit:
     def size(self) -> int:
         return sum(a.size for a in self.actions)
 
-    def put(self, label: str, item: Contact | ContactEmail | Note, condition: Condition | None) -> None:
+    def put(self, label: str, item: Contact | ContactEmail | Note | DeletionMark, condition: Condition | None) -> None:
         def add(txn: TransactWrite) -> None:
             txn.save(item, condition=condition)
 
@@ -82,12 +82,12 @@ class Unit:
         self.actions.append(_Action(DELETE, label, _key(item), add, 200))
 
 
-def _key(item: Contact | ContactEmail | Note) -> tuple[str, str, str]:
+def _key(item: Contact | ContactEmail | Note | DeletionMark) -> tuple[str, str, str]:
     hash_name, range_name = item._hash_key_attribute().attr_name, item._range_key_attribute().attr_name
     return (item.Meta.table_name, str(getattr(item, hash_name)), str(getattr(item, range_name)))
 
 
-def _size(item: Contact | ContactEmail | Note) -> int:
+def _size(item: Contact | ContactEmail | Note | DeletionMark) -> int:
     """Roughly the bytes the item takes in a request: its names and values, and some framing
     (cheaper than serializing it, which its transaction does anyway)."""
     values = item.attribute_values

@@ -80,6 +80,7 @@ def run_import(
     on_conflict: Literal["skip", "update"],
     dry_run: bool,
     shared: bool,
+    actor: str,
 ) -> ImportReport:
     if len(records) > MAX_ROWS:
         raise PayloadTooLarge(
@@ -95,7 +96,7 @@ def run_import(
         tally.skipped += sum(len(e.rows) for e in entries if e.existing)
         entries = [e for e in entries if not e.existing]
     if not dry_run:
-        entries = _write(settings, owner_id, entries, shared, tally)
+        entries = _write(settings, owner_id, entries, shared, tally, actor)
     for entry in entries:  # what was written (all of them, in a dry run)
         tally.created += 0 if entry.existing else 1
         tally.updated += len(entry.rows) - (0 if entry.existing else 1)
@@ -154,11 +155,13 @@ def _merged(entries: list[_Entry], on_conflict: str, tally: _Tally) -> list[_Ent
     return kept
 
 
-def _write(settings: Settings, owner_id: str, entries: list[_Entry], shared: bool, tally: _Tally) -> list[_Entry]:
+def _write(
+    settings: Settings, owner_id: str, entries: list[_Entry], shared: bool, tally: _Tally, actor: str
+) -> list[_Entry]:
     """Commit the entries (each all or nothing); return those written, report the others."""
     now = utc_now()
     for index, entry in enumerate(entries):
-        entry.units = _units(settings, owner_id, index, entry, now)
+        entry.units = _units(settings, owner_id, index, entry, now, actor)
     seconds = settings.bulk_deadline_seconds
     deadline = None if seconds is None else time.monotonic() + seconds
     units = [unit for entry in entries for unit in entry.units]
@@ -178,16 +181,16 @@ def _write(settings: Settings, owner_id: str, entries: list[_Entry], shared: boo
     return written
 
 
-def _units(settings: Settings, owner_id: str, index: int, entry: _Entry, now: str) -> list[bulk.Unit]:
+def _units(settings: Settings, owner_id: str, index: int, entry: _Entry, now: str, actor: str) -> list[bulk.Unit]:
     unit = bulk.Unit(index)
     key = entry.email_key
     if entry.existing:  # update: the row's non-empty fields; only while it still has this email
         contact = Contact(owner_id, entry.existing)
         # (phone_e164 None: the new phone does not parse, so the old number's form goes.)
-        changes = services.contact_changes(settings, entry.data, now)
+        changes = services.contact_changes(settings, entry.data, actor, now)
     else:
-        contact = services.new_contact(settings, owner_id, entry.data, now, email_key=key)
-    notes = [services.new_note(owner_id, contact.contact_id, text, now) for text in entry.notes]
+        contact = services.new_contact(settings, owner_id, entry.data, now, email_key=key, updated_by=actor)
+    notes = [services.new_note(owner_id, contact.contact_id, text, now, actor) for text in entry.notes]
     own_notes, more = bulk.notes_units(index, contact, notes)
     if entry.existing:
         actions = store.set_or_remove(Contact, {**changes, **({"has_notes": True} if own_notes else {})})

@@ -21,6 +21,7 @@ from chalice import Chalice
 from chalice.app import DynamoDBEvent, Request, Response
 
 from chalicelib import cors, observability
+from chalicelib.api.audit import audit_api
 from chalicelib.api.auth import auth_api
 from chalicelib.api.batch import batch_api
 from chalicelib.api.contacts import contacts_api
@@ -73,6 +74,7 @@ for blueprint in (
     notes_api,
     workspaces_api,
     search_api,
+    audit_api,
     imports_api,
     exports_api,
     docs_api,

@@ -339,6 +339,11 @@ ROUTES = [
     Route("GET /search (If-None-Match: 304)", "GET", "/search?q=john", 304, {"Query": 1, "BatchGetItem": 1},
           "search, 1 term", revalidate=True),
     Route("GET /search (no match)", "GET", "/search?q=zebra", 200, {"Query": 1}, "search, 1 term"),
+    # ---- change events (#17): one Query of the audit log (or one of its indexes), the limiter.
+    Route("GET /audit", "GET", "/audit", 200, {"Query": 1}, "item"),
+    Route("GET /audit?resource_id=&type= (index + filter)", "GET", "/audit?resource_id={c}&type=contact.updated", 200,
+          {"Query": 1}, "item"),
+    Route("GET /contacts/{id}/history", "GET", "/contacts/{c}/history", 200, {"Query": 1}, "item"),
     Route("GET /search (blank query: 422)", "GET", "/search?q=%20", 422, {}, "limiter only"),
     Route("GET /search (forged cursor)", "GET", "/search?q=john&cursor=xyz", 400, {}, "limiter only"),
     # ---- bulk (#15): 100 creates in one batch; 100 rows of a JSON export, each with an email and a note.

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import json
 import logging
+import operator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import reduce
 from typing import Any
 
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
@@ -85,41 +87,38 @@ class AuditPage:
     filtered_within_page: list[str] = field(default_factory=list)
 
 
+# The filters an index can key, most selective first: (filter, index, its hash key attribute).
+_KEYED = (
+    ("contact_id", "by_contact", "contact_key"),
+    ("resource_id", "by_resource", "resource_key"),
+    ("actor_id", "by_actor", "actor_key"),
+)
+
+
 def query(workspace_id: str, wanted: AuditFilter, limit: int, after: str | None) -> AuditPage:
     """One Query: up to `limit` entries read, newest first, after the event id `after`."""
-    index, hash_key, keyed = None, workspace_id, ""
-    if wanted.contact_id is not None:
-        index, hash_key, keyed = "by_contact", f"{workspace_id}#{wanted.contact_id}", "contact_id"
-    elif wanted.resource_id is not None:
-        index, hash_key, keyed = "by_resource", f"{workspace_id}#{wanted.resource_id}", "resource_id"
-    elif wanted.actor_id is not None:
-        index, hash_key, keyed = "by_actor", f"{workspace_id}#{wanted.actor_id}", "actor_id"
-    low = derive.time_bound(wanted.since, last=False) if wanted.since else derive.EVENT_PREFIX
-    high = derive.time_bound(wanted.until, last=True) if wanted.until else derive.EVENT_PREFIX + "~"
-    filters: list[Condition] = []
-    within: list[str] = []
-    if wanted.resource_id is not None and keyed != "resource_id":
-        filters.append(AuditEntry.resource_key == f"{workspace_id}#{wanted.resource_id}")
-        within.append("resource_id")
-    if wanted.actor_id is not None and keyed != "actor_id":
-        filters.append(AuditEntry.actor_key == f"{workspace_id}#{wanted.actor_id}")
-        within.append("actor_id")
+    given = [(name, index, attr, f"{workspace_id}#{getattr(wanted, name)}") for name, index, attr in _KEYED
+             if getattr(wanted, name) is not None]  # fmt: skip
+    index, hash_attr, hash_key = (given[0][1], given[0][2], given[0][3]) if given else (None, "", workspace_id)
+    filters: list[Condition] = [getattr(AuditEntry, attr) == value for _, _, attr, value in given[1:]]
+    within = [name for name, _, _, _ in given[1:]]
     if wanted.types:
         filters.append(AuditEntry.type.is_in(*wanted.types))
         within.append("type")
-    condition: Condition | None = None
-    for part in filters:
-        condition = part if condition is None else condition & part
+    low = derive.time_bound(wanted.since, last=False) if wanted.since else derive.EVENT_PREFIX
+    high = derive.time_bound(wanted.until, last=True) if wanted.until else derive.EVENT_PREFIX + "~"
+    if low > high:  # until before since: an empty window (DynamoDB would refuse the range)
+        return AuditPage([], None, within)
     start = None
     if after is not None:
         start = {"workspace_id": {"S": workspace_id}, "event_id": {"S": after}}
         if index is not None:
-            start[_INDEX_HASH[index]] = {"S": hash_key}
+            start[hash_attr] = {"S": hash_key}
     with dynamodb_errors():
         out = AuditEntry._get_connection().query(
             hash_key,
             range_key_condition=AuditEntry.event_id.between(low, high),
-            filter_condition=condition,
+            filter_condition=reduce(operator.and_, filters) if filters else None,
             index_name=index,
             limit=limit,
             scan_index_forward=False,
@@ -128,6 +127,3 @@ def query(workspace_id: str, wanted: AuditFilter, limit: int, after: str | None)
     events = [json.loads(item["event"]["S"]) for item in out.get("Items", [])]
     last = out.get("LastEvaluatedKey")
     return AuditPage(events, last["event_id"]["S"] if last else None, within)
-
-
-_INDEX_HASH = {"by_contact": "contact_key", "by_resource": "resource_key", "by_actor": "actor_key"}

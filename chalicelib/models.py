@@ -308,6 +308,39 @@ class IdempotencyRecord(Model):
     validation = UnicodeAttribute(null=True)  # a hash of the request the key was first sent with
 
 
+class AuditEntry(Model):
+    """One change event (#17), stored per workspace: the outbox whose stream (NEW_IMAGE) feeds
+    the live updates (chalicelib.live.fanout). `event` is the event as JSON text."""
+
+    class Meta(_BaseMeta):
+        stream_view_type = "NEW_IMAGE"
+
+    workspace_id = UnicodeAttribute(hash_key=True)
+    event_id = UnicodeAttribute(range_key=True)
+    event = UnicodeAttribute()
+    expires_at = TTLAttribute(null=True)
+
+
+class LiveConnection(Model):
+    """A live-updates WebSocket connection (chalicelib.live.connections), as two items written
+    and deleted together: ("W#<workspace id>", connection id), which the fan-out finds with one
+    Query per workspace, and ("C#<connection id>", "C#"), which names the workspace for
+    $disconnect (API Gateway gives it only the connection id). Both expire by TTL no later than
+    the token that opened the connection, or API Gateway's 2-hour limit."""
+
+    class Meta(_BaseMeta):
+        pass
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    workspace_id = UnicodeAttribute()
+    connection_id = UnicodeAttribute()
+    user_id = UnicodeAttribute(null=True)
+    role = UnicodeAttribute(null=True)
+    connected_at = UnicodeAttribute(null=True)
+    expires_at = TTLAttribute(null=True)
+
+
 def contact_note_key(contact_id: str, note_id: str = "") -> str:
     """A note's by_contact sort key; without a note id, the prefix all its contact's notes share."""
     return f"{contact_id}#{note_id}"
@@ -331,6 +364,8 @@ TABLES: dict[type[Model], tuple[str, str]] = {
     SessionRecord: ("sessions_table", "SessionsTable"),
     SearchEntry: ("search_table", "SearchTable"),
     IdempotencyRecord: ("idempotency_table", "IdempotencyTable"),
+    AuditEntry: ("audit_table", "AuditTable"),
+    LiveConnection: ("connections_table", "ConnectionsTable"),
 }
 ALL_MODELS: tuple[type[Model], ...] = tuple(TABLES)
 

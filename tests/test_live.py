@@ -408,3 +408,15 @@ def test_a_store_that_cannot_answer_fails_the_record(
     with answering("Query", lambda _: dynamodb_error("ProvisionedThroughputExceededException")):
         assert push(chalice_client, record) == [record["eventID"]]
     assert management.posts == []
+
+
+def test_a_gone_connection_that_cannot_be_deleted_now_is_left_to_its_ttl(
+    chalice_client: Client, team: Team, management: ManagementApi
+) -> None:
+    """Failing the record would post the event again to every other connection: it succeeds."""
+    management.answers[team.alice] = (410, "GoneException")
+    event = audit_event(team.workspace, team.bob_id)
+    with answering("TransactWriteItems", lambda _: dynamodb_error("ProvisionedThroughputExceededException")):
+        assert push(chalice_client, audit_record(event)) == []
+    assert management.to(team.bob) == [event]
+    assert stored(team.alice) is not None  # until TTL, or the next event's 410

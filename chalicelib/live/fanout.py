@@ -14,7 +14,9 @@ normalizer's write-back) is not pushed.
   retries) is logged and counted (LiveDeliveriesFailed), not retried through the stream: a
   retry would post the event again to every other connection of the workspace.
 - A record fails (reported in batchItemFailures, retried by the event source mapping, then
-  sent to its dead-letter queue) only when the connections cannot be read or deleted.
+  sent to its dead-letter queue) only when the connections cannot be read: nothing was posted
+  yet. A gone or expired connection that cannot be deleted now is logged and left to its TTL
+  (and the next event's 410).
 
 Delivery is at least once: a record retried after a partial batch failure may post an event
 again. Clients deduplicate by the event's id, which is stable across redeliveries. An event
@@ -38,6 +40,7 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib import observability
+from chalicelib.errors import ServiceUnavailable
 from chalicelib.live import connections
 from chalicelib.live.connections import Connection
 from chalicelib.runtime import settings
@@ -87,19 +90,27 @@ def push(workspace_id: str, message: str) -> dict[str, int]:
     for connection in found:
         if connection.expired(now):
             _close(connection.connection_id)
-            connections.drop(workspace_id, connection.connection_id)
+            _forget(workspace_id, connection.connection_id)
             outcomes["expired"] += 1
     if live:
         with ThreadPoolExecutor(max_workers=min(POSTERS, len(live))) as pool:
             results = list(pool.map(lambda c: (c, _post(c, message)), live))
         for connection, outcome in results:
             if outcome == "gone":
-                connections.drop(workspace_id, connection.connection_id)
+                _forget(workspace_id, connection.connection_id)
             outcomes[outcome] += 1
     for outcome, number in outcomes.items():
         if number:
             observability.count(f"LiveDeliveries{outcome.capitalize()}", number)
     return outcomes
+
+
+def _forget(workspace_id: str, connection_id: str) -> None:
+    """Delete a connection that is gone; if the store cannot answer now, its TTL will."""
+    try:
+        connections.drop(workspace_id, connection_id)
+    except ServiceUnavailable:
+        logger.warning("a gone connection is left to its TTL: the store cannot answer now")
 
 
 def _post(connection: Connection, message: str) -> str:

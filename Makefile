@@ -43,7 +43,8 @@ install: $(STAMP) $(ASSETS)
 
 assets: $(ASSETS)
 
-## Serve the API on HOST:PORT (127.0.0.1:8000) with an embedded DynamoDB; Ctrl-C stops it.
+## Serve the API on HOST:PORT (127.0.0.1:8000) with an embedded DynamoDB, live updates over
+## WebSocket on HOST:WS_PORT (8001); Ctrl-C stops it.
 run: $(STAMP) $(ASSETS)
 	$(BIN)/python -m devtools.local_stack
 

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from chalice import Chalice
-from chalice.app import DynamoDBEvent, Request, Response
+from chalice.app import DynamoDBEvent, Request, Response, WebsocketEvent
 
 from chalicelib import cors, observability
 from chalicelib.api.audit import audit_api
@@ -62,6 +62,10 @@ __all__ = [
     "jwt_auth",
     "normalize_notes",
     "purge_workspaces",
+    "push_live_updates",
+    "ws_connect",
+    "ws_disconnect",
+    "ws_message",
 ]  # Lambda entry points
 
 app = Chalice(app_name="contact-notes")
@@ -143,6 +147,49 @@ def index_notes(event: DynamoDBEvent) -> dict[str, Any]:
 
 def _index_for_search(event: DynamoDBEvent) -> dict[str, Any]:
     from chalicelib.change_streams import handle_batch  # only the stream Lambdas pay for it
+
+    observability.configure(settings())
+    return handle_batch(event.to_dict(), event.context)
+
+
+# Live updates (#17): the WebSocket API's handlers and the audit table's stream consumer that
+# pushes each event to its workspace's connections (chalicelib.live). The audit table's stream
+# replaces this placeholder in infra/template.json; `make run` serves the handlers on a local
+# WebSocket endpoint (devtools.live_gateway) and feeds the consumer from the embedded store.
+app.experimental_feature_flags.update(["WEBSOCKETS"])
+AUDIT_STREAM_PLACEHOLDER = (
+    "arn:aws:dynamodb:us-east-1:000000000000:table/contact-notes-audit/stream/1970-01-01T00:00:00.000"
+)
+
+
+@app.on_ws_connect()
+def ws_connect(event: WebsocketEvent) -> Response:
+    """Accept a connection with a valid `?token=`; refuse anything else with a 401."""
+    from chalicelib.live import sockets
+
+    return sockets.connect(event.to_dict())
+
+
+@app.on_ws_message()
+def ws_message(event: WebsocketEvent) -> Response:
+    """Answer {"action": "ping"} with {"type": "pong"}, anything else with an error message."""
+    from chalicelib.live import sockets
+
+    return sockets.message(event.to_dict())
+
+
+@app.on_ws_disconnect()
+def ws_disconnect(event: WebsocketEvent) -> Response:
+    """Forget the connection."""
+    from chalicelib.live import sockets
+
+    return sockets.disconnect(event.to_dict())
+
+
+@app.on_dynamodb_record(stream_arn=AUDIT_STREAM_PLACEHOLDER, batch_size=100, starting_position="LATEST")
+def push_live_updates(event: DynamoDBEvent) -> dict[str, Any]:
+    """Post each new event to its workspace's open connections; report the records that failed."""
+    from chalicelib.live.fanout import handle_batch  # only the fan-out Lambda pays for it
 
     observability.configure(settings())
     return handle_batch(event.to_dict(), event.context)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 
-from bench import bundle, calls, coldstart, load, normalizer, overhead, scale, search, suite, transfer
+from bench import bundle, calls, coldstart, live, load, normalizer, overhead, scale, search, suite, transfer
 from bench.report import print_table, write_markdown, write_results
 
 
@@ -21,6 +21,7 @@ def main() -> int:
         + normalizer.run()
         + bundle.run()
         + load.run()
+        + live.run()
         + suite.run()
     )
     print_table(figures)

@@ -47,6 +47,16 @@ class Settings(BaseModel):
     idempotency_table: str = "contact-notes-idempotency"
     deletion_marks_table: str = "contact-notes-deletion-marks"
     audit_table: str = "contact-notes-audit"
+    # #17: the change events' outbox (the lead's; its stream feeds the live updates) and the
+    # live-updates WebSocket connections (chalicelib.live).
+    connections_table: str = "contact-notes-connections"
+    # Where the live-updates fan-out posts to connections: API Gateway's Management API for the
+    # WebSocket API (https://{api id}.execute-api.{region}.amazonaws.com/{stage}, set by the
+    # template), or `make run`'s plain-HTTP stand-in on loopback. Unset: nothing is posted.
+    websocket_management_endpoint: str | None = None
+    # A live connection is kept at most this long (API Gateway closes any after 2 hours), and
+    # never past its access token's expiry.
+    live_connection_max_seconds: int = Field(default=7200, ge=60, le=7200)
     # The signing key: JWT_SECRET (local runs, tests), or on the deployed stages the Secrets
     # Manager secret JWT_SECRET_ARN names, read when first needed and again once it is older
     # than jwt_secret_max_age_seconds (so a rotated key is used without new containers).

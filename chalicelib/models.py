@@ -380,6 +380,26 @@ class AuditEntry(Model):
     by_contact = AuditByContact()
 
 
+class LiveConnection(Model):
+    """A live-updates WebSocket connection (chalicelib.live.connections), as two items written
+    and deleted together: ("W#<workspace id>", connection id), which the fan-out finds with one
+    Query per workspace, and ("C#<connection id>", "C#"), which names the workspace for
+    $disconnect (API Gateway gives it only the connection id). Both expire by TTL no later than
+    the token that opened the connection, or API Gateway's 2-hour limit."""
+
+    class Meta(_BaseMeta):
+        pass
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    workspace_id = UnicodeAttribute()
+    connection_id = UnicodeAttribute()
+    user_id = UnicodeAttribute(null=True)
+    role = UnicodeAttribute(null=True)
+    connected_at = UnicodeAttribute(null=True)
+    expires_at = TTLAttribute(null=True)
+
+
 def contact_note_key(contact_id: str, note_id: str = "") -> str:
     """A note's by_contact sort key; without a note id, the prefix all its contact's notes share."""
     return f"{contact_id}#{note_id}"
@@ -405,6 +425,7 @@ TABLES: dict[type[Model], tuple[str, str]] = {
     IdempotencyRecord: ("idempotency_table", "IdempotencyTable"),
     DeletionMark: ("deletion_marks_table", "DeletionMarksTable"),
     AuditEntry: ("audit_table", "AuditTable"),
+    LiveConnection: ("connections_table", "ConnectionsTable"),
 }
 ALL_MODELS: tuple[type[Model], ...] = tuple(TABLES)
 

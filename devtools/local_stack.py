@@ -26,6 +26,7 @@ from chalice.local import ChaliceRequestHandler
 
 from chalicelib.config import Settings
 from devtools.gateway import MAX_PAYLOAD_BYTES, ParityGateway, render
+from devtools.live_gateway import DEFAULT_WS_PORT, LocalWebSocketGateway
 from devtools.stream_pump import StreamPump
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -87,6 +88,8 @@ def serve(host: str, port: int) -> None:
     from chalicelib.schemas import build_all
 
     build_all()  # the local server answers on threads; see chalicelib.schemas._Model
+    live = LocalWebSocketGateway()  # before the settings, which name its Management API
+    os.environ["WEBSOCKET_MANAGEMENT_ENDPOINT"] = live.management_endpoint
     settings = settings_or_exit(serving=True)
     created = create_tables(settings)
     factory = CLIFactory(str(ROOT), environ=os.environ)
@@ -94,19 +97,37 @@ def serve(host: str, port: int) -> None:
     app = config.chalice_app
     server = _listen_or_exit(factory, app, config, host, port)
     server.server.RequestHandlerClass = functools.partial(_Handler, app_object=app, config=config)
+    _listen_for_websockets_or_exit(live, host)
     pumps = _start_stream_pumps(app, settings)
+    live.start(app)
     tables = ", ".join(created) if created else "existing tables"
     print(
         f"contact-notes: serving http://{host}:{port}/api/v1 (stage {settings.stage}; "
         f"DynamoDB {settings.dynamodb_endpoint or 'AWS'}; {tables})",
         flush=True,
     )
+    print(f"contact-notes: live updates on {live.url}/?token=<access token> "
+          f"(Management API {live.management_endpoint})", flush=True)  # fmt: skip
     try:
         server.serve_forever()
     finally:
         server.server.server_close()
+        live.stop()
         for pump in pumps:
             pump.stop()
+
+
+def _listen_for_websockets_or_exit(live: LocalWebSocketGateway, host: str) -> None:
+    """The live-updates WebSocket endpoint (devtools.live_gateway) on HOST:WS_PORT, or exit
+    with one line naming WS_PORT and HOST."""
+    port = os.environ.get("WS_PORT") or str(DEFAULT_WS_PORT)
+    if not port.isdigit() or not 0 <= int(port) < 65536:
+        sys.exit(f"contact-notes: invalid configuration: WS_PORT: {port!r} is not a port number (0-65535)")
+    try:
+        live.listen(host, int(port))
+    except OSError as exc:
+        hint = _LISTEN_HINTS.get(exc.errno or 0, "check HOST and WS_PORT").replace("set PORT", "set WS_PORT")
+        sys.exit(f"contact-notes: cannot listen on HOST={host} WS_PORT={port}: {exc.strerror or exc}; {hint}")
 
 
 # What to do about a socket that cannot be bound, by errno: one line, never a traceback.
@@ -216,6 +237,7 @@ STREAM_CONSUMERS = (
     ("workspaces_table", "purge_workspaces"),
     ("contacts_table", "index_contacts"),
     ("notes_table", "index_notes"),
+    ("audit_table", "push_live_updates"),
 )
 
 

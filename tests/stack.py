@@ -40,6 +40,7 @@ class Stack:
     base: str
     port: int
     log: Path  # everything the stack printed; a file, since a pipe nobody reads fills and blocks it
+    ws: str = ""  # the live-updates WebSocket endpoint (ws://host:WS_PORT)
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
@@ -68,6 +69,8 @@ def start_stack(env_overrides: dict[str, str], port: int | None = None, host: st
     if port is None:
         port = free_port()
         env_overrides = {"PORT": str(port), **env_overrides}
+    # The live-updates endpoint on a free port too, so that stacks can run side by side.
+    env_overrides = {"WS_PORT": str(free_port()), **env_overrides}
     env = {k: v for k, v in os.environ.items() if k not in {"DYNAMODB_ENDPOINT", "JWT_SECRET", "STAGE"}}
     env.update({"ENV_FILE": os.devnull, "PYTHONUNBUFFERED": "1", **TEST_PASSWORD_HASH}, **env_overrides)
     log = Path(tempfile.mkstemp(prefix="local-stack-", suffix=".log")[1])
@@ -80,7 +83,7 @@ def start_stack(env_overrides: dict[str, str], port: int | None = None, host: st
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    stack = Stack(process, f"http://{host}:{port}", port, log)
+    stack = Stack(process, f"http://{host}:{port}", port, log, f"ws://{host}:{env_overrides['WS_PORT']}")
 
     def healthy() -> bool:
         if process.poll() is not None:

@@ -104,8 +104,9 @@ def test_tables(cfn: dict[str, Any], built: tuple[str, Bundle]) -> None:
     ttl = [t for t in tables if "TimeToLiveSpecification" in t["Properties"]]
     assert sorted(t["Properties"]["TimeToLiveSpecification"]["AttributeName"] for t in ttl) == [
         "expiration",  # the idempotency records' (Powertools' attribute name)
-        # the limiter's, the sessions', the search index's (tombstones), the deleters' marks, the audit log's
-        *["expires_at"] * 5,
+        # the limiter's, the sessions', the search index's (tombstones), the deleters' marks, the audit
+        # log's, the live connections'
+        *["expires_at"] * 6,
     ]
     assert all(t["Properties"]["TimeToLiveSpecification"]["Enabled"] for t in ttl)
     streams = [t for t in tables if "StreamSpecification" in t["Properties"]]
@@ -121,6 +122,7 @@ CONSUMERS = {
     "PurgeWorkspaces": ("WorkspacesTable", "WorkspacePurgeDeadLetterQueue"),
     "IndexContacts": ("ContactsTable", "SearchIndexDeadLetterQueue"),
     "IndexNotes": ("NotesTable", "SearchIndexDeadLetterQueue"),  # the notes stream's second reader
+    "PushLiveUpdates": ("AuditTable", "LiveUpdatesDeadLetterQueue"),
 }
 
 
@@ -172,9 +174,10 @@ def test_cors_is_wired_through_the_stack(cfn: dict[str, Any]) -> None:
 def test_alarms(cfn: dict[str, Any]) -> None:
     metrics = sorted(a["Properties"]["MetricName"] for a in _of_type(cfn, "AWS::CloudWatch::Alarm"))
     assert metrics.count("5XXError") == 1
-    assert metrics.count("Errors") == 6 and metrics.count("Throttles") == 6  # each function's
-    assert metrics.count("ApproximateNumberOfMessagesVisible") == 3  # one per dead-letter queue
-    assert metrics.count("IteratorAge") == 3  # the normalizer's and each indexer's
+    assert metrics.count("Errors") == 10 and metrics.count("Throttles") == 10  # each function's
+    assert metrics.count("ApproximateNumberOfMessagesVisible") == 4  # one per dead-letter queue
+    assert metrics.count("IteratorAge") == 4  # the normalizer's, each indexer's, the live fan-out's
+    assert metrics.count("LiveDeliveriesFailed") == 1  # posts to live connections refused or throttled
 
 
 def _role_actions(cfn: dict[str, Any], role: str) -> dict[str, list[Any]]:
@@ -191,7 +194,7 @@ def _role_actions(cfn: dict[str, Any], role: str) -> dict[str, list[Any]]:
 def test_each_function_has_its_own_least_privilege_role(cfn: dict[str, Any]) -> None:
     roles = {name: r["Properties"]["Role"]["Fn::GetAtt"][0] for name, r in cfn["Resources"].items()
              if r["Type"] == "AWS::Lambda::Function"}  # fmt: skip
-    assert len(set(roles.values())) == 6
+    assert len(set(roles.values())) == 10
     authorizer = _role_actions(cfn, roles["JwtAuth"])
     assert not [a for a in authorizer if a.startswith(("dynamodb:", "sqs:"))]  # verifies tokens only
     normalizer = _role_actions(cfn, roles["NormalizeNotes"])
@@ -241,6 +244,58 @@ def test_each_function_has_its_own_least_privilege_role(cfn: dict[str, Any]) -> 
         "dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]  # fmt: skip
 
 
+def _data_actions(granted: dict[str, list[Any]]) -> dict[str, list[Any]]:
+    """A role's DynamoDB permissions on tables (not on streams)."""
+    stream_reads = ("dynamodb:GetRecords", "dynamodb:GetShardIterator")
+    return {a: r for a, r in granted.items() if a.startswith("dynamodb:") and "Stream" not in a
+            and a not in stream_reads}  # fmt: skip
+
+
+def test_live_updates_websocket_api(cfn: dict[str, Any]) -> None:
+    """Chalice's WebSocket API with the $default route answering the client (ping), a throttled
+    stage, and least-privilege roles: the connect handler puts connections and reads the
+    signing secret, the disconnect handler gets and deletes them, the message handler touches
+    nothing, and only the fan-out may post to (and close) connections, of this API's stage."""
+    resources = cfn["Resources"]
+    (api,) = _of_type(cfn, "AWS::ApiGatewayV2::Api")
+    assert api["Properties"]["ProtocolType"] == "WEBSOCKET"
+    routes = {r["Properties"]["RouteKey"]: r["Properties"] for r in _of_type(cfn, "AWS::ApiGatewayV2::Route")}
+    assert set(routes) == {"$connect", "$default", "$disconnect"}
+    assert routes["$default"]["RouteResponseSelectionExpression"] == "$default"
+    (answer,) = _of_type(cfn, "AWS::ApiGatewayV2::RouteResponse")
+    assert answer["Properties"] == {"ApiId": {"Ref": "WebsocketAPI"}, "RouteId": {"Ref": "WebsocketMessageRoute"},
+                                    "RouteResponseKey": "$default"}  # fmt: skip
+    assert "WebsocketMessageRouteResponse" in resources["WebsocketAPIDeployment"]["DependsOn"]
+    (stage,) = _of_type(cfn, "AWS::ApiGatewayV2::Stage")
+    throttle = stage["Properties"]["DefaultRouteSettings"]
+    assert throttle["ThrottlingBurstLimit"] > 0 and throttle["ThrottlingRateLimit"] > 0
+    roles = {name: r["Properties"]["Role"]["Fn::GetAtt"][0] for name, r in resources.items()
+             if r["Type"] == "AWS::Lambda::Function"}  # fmt: skip
+    connections = [{"Fn::GetAtt": ["ConnectionsTable", "Arn"]}]
+    connect = _role_actions(cfn, roles["WebsocketConnect"])
+    assert _data_actions(connect) == {"dynamodb:PutItem": connections}  # one transaction of two puts
+    assert connect["secretsmanager:GetSecretValue"] == [{"Ref": "JwtSecret"}]
+    assert _data_actions(_role_actions(cfn, roles["WebsocketDisconnect"])) == {
+        "dynamodb:GetItem": connections, "dynamodb:DeleteItem": connections}  # fmt: skip
+    message = _role_actions(cfn, roles["WebsocketMessage"])
+    assert not [a for a in message if a.startswith(("dynamodb:", "sqs:", "secretsmanager:", "execute-api:"))]
+    fanout = _role_actions(cfn, roles["PushLiveUpdates"])
+    assert _data_actions(fanout) == {"dynamodb:Query": connections, "dynamodb:DeleteItem": connections}
+    assert fanout["dynamodb:GetRecords"] == [{"Fn::GetAtt": ["AuditTable", "StreamArn"]}]
+    prefix = "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${WebsocketAPI}/${WebsocketAPIStage}"
+    assert fanout["execute-api:ManageConnections"] == [
+        {"Fn::Sub": f"{prefix}/POST/@connections/*"}, {"Fn::Sub": f"{prefix}/DELETE/@connections/*"}]  # fmt: skip
+    others = [role for function, role in roles.items() if function != "PushLiveUpdates"]
+    assert not [r for r in others if "execute-api:ManageConnections" in _role_actions(cfn, r)]
+    env = {f: resources[f]["Properties"]["Environment"]["Variables"] for f in roles}
+    assert env["PushLiveUpdates"]["WEBSOCKET_MANAGEMENT_ENDPOINT"] == {
+        "Fn::Sub": "https://${WebsocketAPI}.execute-api.${AWS::Region}.${AWS::URLSuffix}/${WebsocketAPIStage}"
+    }
+    assert env["WebsocketConnect"]["JWT_SECRET_ARN"] == {"Ref": "JwtSecret"}
+    for function in ("WebsocketConnect", "WebsocketDisconnect", "PushLiveUpdates"):
+        assert env[function]["CONNECTIONS_TABLE"] == {"Ref": "ConnectionsTable"}, function
+
+
 def test_iam_names_each_table_and_the_secret(cfn: dict[str, Any]) -> None:
     statements = [
         statement
@@ -267,6 +322,7 @@ def test_iam_names_each_table_and_the_secret(cfn: dict[str, Any]) -> None:
         "ContactEmailsTable",
         "DeletionMarksTable",
         "AuditTable",
+        "ConnectionsTable",
     ):
         assert table in table_refs
 
@@ -301,6 +357,10 @@ def test_functions_arm64_sized_and_no_secret_in_clear(cfn: dict[str, Any]) -> No
         "PurgeWorkspaces",
         "IndexContacts",
         "IndexNotes",
+        "WebsocketConnect",
+        "WebsocketMessage",
+        "WebsocketDisconnect",
+        "PushLiveUpdates",
     }
     for props in functions.values():
         assert props["Architectures"] == ["arm64"]

@@ -46,17 +46,7 @@ def record(stream_record: DynamoDBRecord, retention_days: int) -> dict[str, Any]
     event = derive.event_of(stream_record, _mark)
     if event is None:
         return None
-    workspace, occurred = event["workspace_id"], datetime.fromisoformat(event["occurred_at"].replace("Z", "+00:00"))
-    entry = AuditEntry(
-        workspace,
-        event["id"],
-        event=derive.encoded(event),
-        type=event["type"],
-        resource_key=f"{workspace}#{event['resource_id']}",
-        actor_key=f"{workspace}#{event['actor_id']}",
-        contact_key=f"{workspace}#{event['contact_id']}",
-        expires_at=occurred + timedelta(days=retention_days),
-    )
+    entry = entry_of(event, retention_days)
     try:
         entry.save(condition=AuditEntry.event_id.does_not_exist())
     except PutError as exc:
@@ -68,6 +58,21 @@ def record(stream_record: DynamoDBRecord, retention_days: int) -> dict[str, Any]
     observability.count("EventsRecorded")
     logger.info("event recorded", extra={"event_id": event["id"], "type": event["type"]})
     return event
+
+
+def entry_of(event: dict[str, Any], retention_days: int) -> AuditEntry:
+    """The audit log's item for an event: the event as JSON, its index keys, its expiry."""
+    workspace, occurred = event["workspace_id"], datetime.fromisoformat(event["occurred_at"].replace("Z", "+00:00"))
+    return AuditEntry(
+        workspace,
+        event["id"],
+        event=derive.encoded(event),
+        type=event["type"],
+        resource_key=f"{workspace}#{event['resource_id']}",
+        actor_key=f"{workspace}#{event['actor_id']}",
+        contact_key=f"{workspace}#{event['contact_id']}",
+        expires_at=occurred + timedelta(days=retention_days),
+    )
 
 
 @dataclass(frozen=True)

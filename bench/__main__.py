@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 
-from bench import bundle, calls, coldstart, live, load, normalizer, overhead, scale, search, suite, transfer
+from bench import audit, bundle, calls, coldstart, live, load, normalizer, overhead, scale, search, suite, transfer
 from bench.report import print_table, write_markdown, write_results
 
 
@@ -19,6 +19,7 @@ def main() -> int:
         + transfer.run()
         + overhead.run()
         + normalizer.run()
+        + audit.run()
         + bundle.run()
         + load.run()
         + live.run()

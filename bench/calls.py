@@ -37,10 +37,10 @@ BUDGETS = {
     "limiter only": 1,  # no item read or written (refused input, health): the limiter's call only
     "none": 0,  # a CORS preflight: answered from the route table, not even the limiter is asked
     "rotation": 3,  # a refresh: the limiter, one read of token, family and user, one write
-    # A contact and its 2 notes: a transaction expecting no notes (it fails), the contact read
-    # and deleted as read with the deleter's mark (#17), the limiter, one Query per MB of notes,
-    # one BatchWriteItem per 25 notes.
-    "cascade": 4 + 1 + math.ceil(2 / NOTES_PER_BATCH),
+    # A contact and its 2 notes: a transaction expecting no notes (it fails, handing the contact
+    # back), the contact deleted as stored with the deleter's mark (#17), the limiter, one Query
+    # per MB of notes, one BatchWriteItem per 25 notes.
+    "cascade": 3 + 1 + math.ceil(2 / NOTES_PER_BATCH),
     # Managing a workspace's members: the memberships it concerns (one read), or the user
     # named by username or email (claim, then user), one transaction, the limiter.
     "membership": 4,
@@ -237,7 +237,7 @@ ROUTES = [
         "DELETE",
         "/contacts/{c}",
         204,
-        {"TransactWriteItems": 2, "GetItem": 1, "Query": 1, "BatchWriteItem": 1},
+        {"TransactWriteItems": 2, "Query": 1, "BatchWriteItem": 1},
         "cascade",
     ),
     Route(

@@ -27,8 +27,8 @@ EMAIL_PREFIX = "EMAIL#"
 #   one call      <= attempts x (connect + read) + botocore's pause between attempts
 #                  = 2 x (0.5 + 1.0) + 1.0 (standard mode: random, up to 1 s after a
 #                    throttling answer, up to 25 ms after any other failure)          =  4 s
-#   one request   <= 5 calls (what sign-in into a shared workspace makes; sign-in into the
-#                  personal one and deleting a contact with up to 25 notes make 4;
+#   one request   <= 5 calls (what sign-in into a shared workspace and deleting a contact
+#                  with up to 25 notes make; sign-in into the personal one makes 4;
 #                  see bench/calls.py) x 4 s                                          = 20 s
 # Not a hard bound: a contact with more notes takes one BatchWriteItem per 25 and one Query
 # per page, and the limiter or a transaction may try again on a conflict. Only a store that

@@ -15,7 +15,8 @@ from typing import Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 from pynamodb.connection import Connection
-from pynamodb.exceptions import PutError, PynamoDBException, TransactWriteError
+from pynamodb.constants import ALL_OLD
+from pynamodb.exceptions import CancellationReason, PutError, PynamoDBException, TransactWriteError
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
 from pynamodb.transactions import TransactWrite
@@ -72,13 +73,19 @@ condition_failed = _condition_failed  # for the capabilities' own storage module
 TRANSACTION_ATTEMPTS = 3
 
 
-def _transact(model: type[Any], token: str, write: Callable[[TransactWrite], None]) -> list[int]:
+def _transact(
+    model: type[Any],
+    token: str,
+    write: Callable[[TransactWrite], None],
+    reasons: list[CancellationReason | None] | None = None,
+) -> list[int]:
     """Run one TransactWriteItems; return the positions whose condition failed ([] = committed).
 
     The client request token (the new item's id) makes botocore's own retries after a lost
     response idempotent. A transaction cancelled only because another one touched the same
     item at the same moment (TransactionConflict: two notes added to one contact at once)
-    is tried again a few times after a short jittered pause, then answered 503.
+    is tried again a few times after a short jittered pause, then answered 503. `reasons`, when
+    given, receives the cancellation reasons (with the items that ask for them back).
     """
     # Reuse the model's connection (and its client) rather than building a new one.
     connection: Connection = model._get_connection().connection
@@ -94,6 +101,8 @@ def _transact(model: type[Any], token: str, write: Callable[[TransactWrite], Non
             codes = _cancellation_codes(exc)
             failed = [i for i, code in enumerate(codes) if code == "ConditionalCheckFailed"]
             if failed:
+                if reasons is not None:
+                    reasons[:] = exc.cancellation_reasons
                 return failed
             if not codes or any(code not in _RETRYABLE_CANCELLATIONS for code in codes if code != "None"):
                 raise
@@ -396,9 +405,10 @@ def delete_contact(owner_id: str, contact_id: str, expected_version: int | None,
 
     Every delete is a transaction with the deleter's mark (DeletionMark), so the change event
     names who deleted. One transaction for a contact without an email or notes. Otherwise the
-    contact is read and deleted with its claim, so the email is free again exactly when it is
-    gone; the transaction also requires the notes mark as read, so a note added meanwhile is
-    swept (a first note sets the mark without a new version).
+    first transaction's failed condition hands back the contact as stored, which is then
+    deleted as it was, with its claim, so the email is free again exactly when it is gone; that
+    transaction also requires the notes mark as read, so a note added meanwhile is swept (a
+    first note sets the mark without a new version). Two calls, no read.
     """
     condition = (
         _version_condition(Contact, expected_version)
@@ -408,15 +418,28 @@ def delete_contact(owner_id: str, contact_id: str, expected_version: int | None,
     mark = deletion_mark(owner_id, "contact", contact_id, actor, utc_now())
 
     def write(txn: TransactWrite) -> None:
-        txn.delete(Contact(owner_id, contact_id), condition=condition)
+        # PynamoDB's TransactWrite.delete cannot ask for the item back on a failed condition
+        # (its save and update can): the same request, built by the model, with that option.
+        txn._delete_items.append(
+            Contact(owner_id, contact_id).get_delete_kwargs_from_instance(
+                condition=condition, return_values_on_condition_failure=ALL_OLD
+            )
+        )
         txn.save(mark)
 
-    if not _transact(Contact, new_id(), write):
+    reasons: list[CancellationReason | None] = []
+    if not _transact(Contact, new_id(), write, reasons):
         return False
+    stored = reasons[0].raw_item if reasons and reasons[0] is not None else None
+    if stored is None:
+        raise NotFound("Contact not found.")
+    current = Contact.from_raw_data(stored)
     for _ in range(DELETE_ATTEMPTS):
-        current = _current(owner_id, contact_id, expected_version)  # 404 if gone, 412 if changed
+        if expected_version is not None and current.version != expected_version:
+            raise PreconditionFailed("The contact has changed since the version you sent.")
         if _delete_with_claim(current, mark) is None:
             return bool(current.has_notes)
+        current = _current(owner_id, contact_id, expected_version)  # 404 if gone, 412 if changed
     raise Conflict("The contact changed at the same moment; read it again and retry.")
 
 

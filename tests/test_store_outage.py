@@ -184,7 +184,7 @@ def test_a_request_waits_for_the_store_well_inside_the_gateway_timeout(dynamodb:
     # started after BULK_STORE_SECONDS (tests/test_imports.py shows it).
     single = [route for route in ROUTES if route.budget not in ("import, 100 rows", "batch of 100 creates")]
     calls = max(sum(route.calls.values()) + len(route.limiter) for route in single)
-    assert calls == 5  # sign-in into a shared workspace (personal sign-in, password change, contact delete: 4)
+    assert calls == 5  # sign-in into a shared workspace, a contact delete with notes (personal sign-in: 4)
     worst = _worst_case_seconds(config, calls)
     assert worst <= STORE_BUDGET_SECONDS
     lambda_timeout = json.loads((ROOT / ".chalice" / "config.json").read_text())["lambda_functions"]["api_handler"]

@@ -78,19 +78,25 @@ def handle_batch(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
     records = list(event.get("Records") or [])
     if not records:
         return {"batchItemFailures": []}
-    with ThreadPoolExecutor(max_workers=min(len(records), 10)) as pool:
-        results = list(pool.map(lambda record: _safely(record, settings), records))
-    failures = [{"itemIdentifier": record["messageId"]} for record, ok in zip(records, results, strict=True) if not ok]
+    # Copies of one message in one batch are one job: run once, answered together (the claim
+    # already keeps two workers from sending twice; this keeps two threads of one from racing).
+    jobs: dict[str, list[str]] = {}
+    for record in records:
+        jobs.setdefault(record["body"], []).append(record["messageId"])
+    with ThreadPoolExecutor(max_workers=min(len(jobs), 10)) as pool:
+        results = list(pool.map(lambda body: _safely(body, settings), jobs))
+    failed = [ids for ids, ok in zip(jobs.values(), results, strict=True) if not ok]
+    failures = [{"itemIdentifier": message_id} for ids in failed for message_id in ids]
     if failures:
         observability.count("WebhookMessagesFailed", len(failures))
     return {"batchItemFailures": failures}
 
 
-def _safely(record: dict[str, Any], settings: Settings) -> bool:
+def _safely(body: str, settings: Settings) -> bool:
     try:
-        handle(queue.Job.parse(record["body"]), settings)
+        handle(queue.Job.parse(body), settings)
     except Exception:
-        logger.exception("webhook message failed", extra={"message_id": record.get("messageId")})
+        logger.exception("webhook message failed")
         return False
     return True
 
@@ -160,7 +166,7 @@ def post(target: urls.Target, headers: dict[str, str], body: bytes, timeout: flo
     """One POST to the checked address (never another: no redirects, no retries here), speaking to
     the name (Host, SNI, certificate); `timeout` bounds connecting and the answer together."""
     import urllib3
-    from urllib3.exceptions import HTTPError, TimeoutError
+    from urllib3.exceptions import HTTPError, NewConnectionError, TimeoutError
 
     pool: urllib3.HTTPConnectionPool
     options: dict[str, Any] = {"maxsize": 1, "retries": False, "timeout": urllib3.Timeout(total=timeout)}
@@ -180,6 +186,8 @@ def post(target: urls.Target, headers: dict[str, str], body: bytes, timeout: flo
             return Outcome(status_code=response.status, retry_after=_retry_after(response.headers.get("retry-after")))
         finally:
             response.close()  # the answer's body is not read: only its status counts
+    except NewConnectionError as exc:  # before TimeoutError, which urllib3 makes it a kind of
+        return Outcome(error=f"Could not connect: {type(exc.__cause__ or exc).__name__}.")
     except TimeoutError:
         return Outcome(error=f"No answer within {timeout:g} s.")
     except (HTTPError, OSError) as exc:

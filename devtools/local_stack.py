@@ -95,6 +95,7 @@ def serve(host: str, port: int) -> None:
     server = _listen_or_exit(factory, app, config, host, port)
     server.server.RequestHandlerClass = functools.partial(_Handler, app_object=app, config=config)
     pumps = _start_stream_pumps(app, settings)
+    workers = _start_queue_workers(app, settings)
     tables = ", ".join(created) if created else "existing tables"
     print(
         f"contact-notes: serving http://{host}:{port}/api/v1 (stage {settings.stage}; "
@@ -107,6 +108,8 @@ def serve(host: str, port: int) -> None:
         server.server.server_close()
         for pump in pumps:
             pump.stop()
+        for worker in workers:
+            worker.stop()
 
 
 # What to do about a socket that cannot be bound, by errno: one line, never a traceback.
@@ -216,6 +219,7 @@ STREAM_CONSUMERS = (
     ("workspaces_table", "purge_workspaces"),
     ("contacts_table", "index_contacts"),
     ("notes_table", "index_notes"),
+    ("audit_table", "fan_out_webhooks"),
 )
 
 
@@ -240,6 +244,24 @@ def _start_stream_pumps(app: Any, settings: Settings) -> list[StreamPump]:
     names = ", ".join(handler for _, handler in STREAM_CONSUMERS)
     print(f"contact-notes: {names} fed from their streams; dead letters go to {dead_letter_file()}", flush=True)
     return pumps
+
+
+def _start_queue_workers(app: Any, settings: Settings) -> list[Any]:
+    """The webhook delivery queue, created on the embedded store's SQS (moto serves both), fed to
+    the delivery Lambda's handler as the SQS event source mapping does on AWS."""
+    if not settings.dynamodb_endpoint or os.environ.get("STREAM_PUMP", "1") == "0":
+        return []
+    from chalicelib.webhooks import queue
+    from devtools.queue_worker import QueueWorker
+
+    url = queue.create_queue(settings)
+    arn = f"arn:aws:sqs:{settings.aws_region}:000000000000:{settings.webhook_queue_name}"
+    worker = QueueWorker(sqs=queue.client(settings), queue_url=url, queue_arn=arn, consumer="deliver_webhooks",
+                         handler=functools.partial(_call, app.handler_map["deliver_webhooks"]),
+                         dead_letters=dead_letter_file())  # fmt: skip
+    worker.start()
+    print(f"contact-notes: deliver_webhooks fed from the queue {url}", flush=True)
+    return [worker]
 
 
 def _call(handler: Any, event: dict[str, Any]) -> dict[str, Any]:

@@ -90,6 +90,7 @@ def test_schemathesis_finds_nothing(contract_stack: Stack, tmp_path: Path) -> No
     done = subprocess.run(command, capture_output=True, text=True, timeout=1200, cwd=tmp_path)
     summary = done.stdout[-3000:]
     assert done.returncode == 0, done.stdout[-20000:]
-    # 17 before #13, + 2 sessions operations, + 9 workspace operations, + search (#14), + import, batch, export (#15)
-    assert "Tested: 32" in summary
+    # 17 before #13, + 2 sessions operations, + 9 workspace operations, + search (#14), + import, batch, export (#15),
+    # + 7 webhook operations (#17)
+    assert "Tested: 39" in summary
     assert "failures" not in summary.split("Seed:")[-1]

@@ -43,7 +43,7 @@ def test_every_api_route_and_method_is_documented(document: dict[str, Any]) -> N
     assert documented == api_routes == set(OPERATIONS)
 
 
-TAGS = {"auth", "contacts", "notes", "search", "service", "workspaces", "import and export"}
+TAGS = {"auth", "contacts", "notes", "search", "service", "workspaces", "import and export", "webhooks"}
 
 
 def test_operations_describe_inputs_outputs_and_problems(document: dict[str, Any]) -> None:
@@ -108,6 +108,13 @@ EXPECTED_OPERATION_IDS = {
     ("post", "/imports"): "importContacts",
     ("post", "/contacts/batch"): "batchContacts",
     ("get", "/exports"): "exportContacts",
+    ("post", "/webhooks"): "createWebhook",
+    ("get", "/webhooks"): "listWebhooks",
+    ("get", "/webhooks/{webhook_id}"): "getWebhook",
+    ("patch", "/webhooks/{webhook_id}"): "updateWebhook",
+    ("delete", "/webhooks/{webhook_id}"): "deleteWebhook",
+    ("post", "/webhooks/{webhook_id}/test"): "testWebhook",
+    ("get", "/webhooks/{webhook_id}/deliveries"): "listWebhookDeliveries",
 }
 
 

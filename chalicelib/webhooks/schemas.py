@@ -66,8 +66,8 @@ class WebhookPatch(_Input):
 
     url: Url | None = None
     events: Events | None = None
-    description: Text200 = None
-    enabled: bool | None = None
+    description: Text200 = Field(default=None, examples=["CRM sync (paused while the CRM migrates)"])
+    enabled: bool | None = Field(default=None, examples=[True])
 
 
 class WebhookOut(_Model):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 
-from bench import bundle, calls, coldstart, load, normalizer, overhead, scale, search, suite, transfer
+from bench import bundle, calls, coldstart, load, normalizer, overhead, scale, search, suite, transfer, webhooks
 from bench.report import print_table, write_markdown, write_results
 
 
@@ -17,6 +17,7 @@ def main() -> int:
         + scale.run()
         + search.run()
         + transfer.run()
+        + webhooks.run()
         + overhead.run()
         + normalizer.run()
         + bundle.run()

@@ -102,7 +102,9 @@ def get(workspace_id: str, webhook_id: str) -> WebhookOut:
 
 
 def list_webhooks(settings: Settings, workspace_id: str, query: PageQuery) -> WebhookPage:
-    after = decode_cursor(settings.signing_secret, workspace_id, "webhooks", query.cursor) if query.cursor else None
+    after = None
+    if query.cursor is not None:  # "" too: not a cursor this API issued (400)
+        after = decode_cursor(settings.signing_secret, workspace_id, "webhooks", query.cursor)
     found = store.list_endpoints(workspace_id, query.limit + 1, after)
     more = len(found) > query.limit
     found = found[: query.limit]
@@ -180,7 +182,7 @@ def list_deliveries(settings: Settings, workspace_id: str, webhook_id: str, quer
     _existing(workspace_id, webhook_id)
     scope = f"webhooks/{webhook_id}/deliveries"
     after = None
-    if query.cursor:
+    if query.cursor is not None:
         after = EVENT_PREFIX + decode_cursor(settings.signing_secret, workspace_id, scope, query.cursor)
     found = store.list_deliveries(workspace_id, webhook_id, query.limit + 1, after)
     more = len(found) > query.limit

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from chalice import Chalice
-from chalice.app import DynamoDBEvent, Request, Response, WebsocketEvent
+from chalice.app import DynamoDBEvent, Request, Response, SQSEvent, WebsocketEvent
 
 from chalicelib import cors, observability
 from chalicelib.api.audit import audit_api
@@ -32,6 +32,7 @@ from chalicelib.api.imports import imports_api
 from chalicelib.api.notes import notes_api
 from chalicelib.api.routing import API
 from chalicelib.api.search import search_api
+from chalicelib.api.webhooks import webhooks_api
 from chalicelib.api.workspaces import workspaces_api
 from chalicelib.config import ConfigError, Settings
 from chalicelib.errors import (
@@ -57,6 +58,8 @@ from chalicelib.web import (
 
 __all__ = [
     "app",
+    "deliver_webhooks",
+    "fan_out_webhooks",
     "index_contacts",
     "index_notes",
     "jwt_auth",
@@ -81,6 +84,7 @@ for blueprint in (
     audit_api,
     imports_api,
     exports_api,
+    webhooks_api,
     docs_api,
 ):
     app.register_blueprint(blueprint)
@@ -193,6 +197,35 @@ def push_live_updates(event: DynamoDBEvent) -> dict[str, Any]:
 
     observability.configure(settings())
     return handle_batch(event.to_dict(), event.context)
+
+
+# Webhooks (#17): the audit table's stream fans each event out to the endpoints that want it,
+# and the delivery queue's consumer sends them. infra/template.json replaces both placeholders
+# (the audit stream, the queue); `make run` feeds them from its embedded store and queue.
+AUDIT_STREAM_PLACEHOLDER = (
+    "arn:aws:dynamodb:us-east-1:000000000000:table/contact-notes-audit/stream/1970-01-01T00:00:00.000"
+)
+WEBHOOK_QUEUE_PLACEHOLDER = "arn:aws:sqs:us-east-1:000000000000:contact-notes-webhook-deliveries"
+
+
+@app.on_dynamodb_record(stream_arn=AUDIT_STREAM_PLACEHOLDER, batch_size=100, starting_position="TRIM_HORIZON")
+def fan_out_webhooks(event: DynamoDBEvent) -> dict[str, Any]:
+    """Queue a delivery of each event to each endpoint that wants it; report the records that failed."""
+    from chalicelib.webhooks.fanout import handle_batch  # only this Lambda pays for it
+
+    current = settings()
+    observability.configure(current)
+    return handle_batch(event.to_dict(), event.context, current)
+
+
+@app.on_sqs_message(queue_arn=WEBHOOK_QUEUE_PLACEHOLDER, batch_size=10)
+def deliver_webhooks(event: SQSEvent) -> dict[str, Any]:
+    """Make the delivery attempts the messages name; report the messages to show again."""
+    from chalicelib.webhooks.delivery import handle_batch  # only this Lambda pays for it
+
+    current = settings()
+    observability.configure(current)
+    return handle_batch(event.to_dict(), current)
 
 
 @app.middleware("http")

@@ -5,7 +5,21 @@ from __future__ import annotations
 import sys
 import time
 
-from bench import audit, bundle, calls, coldstart, live, load, normalizer, overhead, scale, search, suite, transfer
+from bench import (
+    audit,
+    bundle,
+    calls,
+    coldstart,
+    live,
+    load,
+    normalizer,
+    overhead,
+    scale,
+    search,
+    suite,
+    transfer,
+    webhooks,
+)
 from bench.report import print_table, write_markdown, write_results
 
 
@@ -17,6 +31,7 @@ def main() -> int:
         + scale.run()
         + search.run()
         + transfer.run()
+        + webhooks.run()
         + overhead.run()
         + normalizer.run()
         + audit.run()

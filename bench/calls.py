@@ -364,6 +364,21 @@ ROUTES = [
     Route("GET /exports (vCard)", "GET", "/exports?format=vcard", 200, {"Query": 1}, "list"),
     Route("GET /exports (unknown format: 422)", "GET", "/exports?format=xml", 422, {}, "limiter only"),
     Route("GET /exports (forged cursor)", "GET", "/exports?cursor=xyz", 400, {}, "limiter only"),
+    # Webhooks (#17), {h} an endpoint of alice's: creating one is a transaction with the workspace's
+    # count of endpoints; a test delivery reads the endpoint and puts its delivery (and sends one
+    # SQS message, not counted here); the deliveries list reads the endpoint (404 if not yours) first.
+    Route("POST /webhooks", "POST", "/webhooks", 201, {"TransactWriteItems": 1}, "item",
+          body={"url": "http://127.0.0.1:9/hooks", "events": ["*"]}),
+    Route("POST /webhooks (refused URL: 422)", "POST", "/webhooks", 422, {}, "limiter only",
+          body={"url": "http://169.254.169.254/", "events": ["*"]}),
+    Route("GET /webhooks", "GET", "/webhooks", 200, {"Query": 1}, "list"),
+    Route("GET /webhooks/{id}", "GET", "/webhooks/{h}", 200, {"GetItem": 1}, "item"),
+    Route("PATCH /webhooks/{id}", "PATCH", "/webhooks/{h}", 200, {"UpdateItem": 1}, "item",
+          body={"description": "CRM sync", "enabled": True}),
+    Route("DELETE /webhooks/{id}", "DELETE", "/webhooks/{h}", 204, {"TransactWriteItems": 1}, "item"),
+    Route("POST /webhooks/{id}/test", "POST", "/webhooks/{h}/test", 202, {"GetItem": 1, "PutItem": 1}, None),
+    Route("GET /webhooks/{id}/deliveries", "GET", "/webhooks/{h}/deliveries", 200, {"GetItem": 1, "Query": 1},
+          "list"),
     # Last: the failed attempt it records makes alice's next sign-in clear it (one DeleteItem
     # more), which `make bench`, sending every route as alice in turn, would charge to it.
     Route(
@@ -417,11 +432,22 @@ def world_for(routes: list[Route], api: Any, send: Any) -> dict[str, str]:
     world = seed(send, workspace=workspace)
     if any(name in text for name in SESSION_NAMES):
         world |= sessions(api)
+    if "{h}" in text:
+        world |= webhook(send)
     if any(r.path.startswith("/search") for r in routes):
         from tests.search import index_now  # the streams delivered to the indexers, as AWS would
 
         index_now(api.client)
     return world
+
+
+def webhook(send: Any) -> dict[str, str]:
+    """A webhook endpoint of alice's (`{h}`), and the delivery queue its test deliveries go to."""
+    from chalicelib import runtime
+    from chalicelib.webhooks import queue
+
+    queue.create_queue(runtime.settings())
+    return {"h": send("POST", "/webhooks", {"url": "http://127.0.0.1:9/hooks", "events": ["*"]})["id"]}
 
 
 def sender(api: Any, route: Route, world: dict[str, str]) -> Any:

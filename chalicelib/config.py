@@ -47,8 +47,7 @@ class Settings(BaseModel):
     idempotency_table: str = "contact-notes-idempotency"
     deletion_marks_table: str = "contact-notes-deletion-marks"
     audit_table: str = "contact-notes-audit"
-    # #17: the change events' outbox (the lead's; its stream feeds the live updates) and the
-    # live-updates WebSocket connections (chalicelib.live).
+    # #17: the live-updates WebSocket connections (chalicelib.live).
     connections_table: str = "contact-notes-connections"
     # Where the live-updates fan-out posts to connections: API Gateway's Management API for the
     # WebSocket API (https://{api id}.execute-api.{region}.amazonaws.com/{stage}, set by the
@@ -57,6 +56,8 @@ class Settings(BaseModel):
     # A live connection is kept at most this long (API Gateway closes any after 2 hours), and
     # never past its access token's expiry.
     live_connection_max_seconds: int = Field(default=7200, ge=60, le=7200)
+    webhooks_table: str = "contact-notes-webhooks"
+    webhook_deliveries_table: str = "contact-notes-webhook-deliveries"
     # The signing key: JWT_SECRET (local runs, tests), or on the deployed stages the Secrets
     # Manager secret JWT_SECRET_ARN names, read when first needed and again once it is older
     # than jwt_secret_max_age_seconds (so a rotated key is used without new containers).
@@ -124,6 +125,24 @@ class Settings(BaseModel):
     # How long the audit log keeps an event (DynamoDB TTL on AuditTable).
     audit_retention_days: int = Field(default=365, ge=1, le=3650)
     export_page_size: int = Field(default=1000, ge=1, le=1000)
+    # Webhooks (chalicelib.webhooks). The delivery queue: its URL (deployed: the template's), or
+    # on the local stage looked up by name on SQS_ENDPOINT (default: DYNAMODB_ENDPOINT, whose
+    # moto server serves SQS too).
+    webhook_queue_url: str | None = None
+    webhook_queue_name: str = "contact-notes-webhook-deliveries"
+    sqs_endpoint: str | None = None
+    # One delivery attempt: connecting and the answer together.
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=30)
+    # The pauses before each retry (comma-separated seconds, each stretched by up to ±20 %
+    # jitter): 6 retries over about 17.6 hours. Zeros in tests.
+    webhook_retry_seconds: tuple[float, ...] = Field(default=(5, 300, 1800, 7200, 18000, 36000), max_length=20)
+    # An endpoint is disabled once this many deliveries in a row failed for good (each after all
+    # its retries; a 410 Gone disables at once). A success resets the count.
+    webhook_disable_after: int = Field(default=5, ge=1, le=1000)
+    webhook_delivery_retention_days: int = Field(default=30, ge=1, le=365)
+    # Only loopback endpoints, never a name resolved: the test suite's stacks (no DNS query may
+    # leave the machine).
+    webhook_loopback_only: bool = False
 
     @field_validator("cors_allowed_origins", mode="before")
     @classmethod
@@ -132,6 +151,20 @@ class Settings(BaseModel):
             from chalicelib.cors import parse_origins
 
             return parse_origins(value)
+        return value
+
+    @field_validator("webhook_retry_seconds", mode="before")
+    @classmethod
+    def _pauses_from_text(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("webhook_retry_seconds")
+    @classmethod
+    def _pauses_in_range(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if any(not 0 <= pause <= 86_400 for pause in value):
+            raise ValueError("each pause must be between 0 and 86400 seconds")
         return value
 
     @field_validator("usage_plan_keys", mode="before")

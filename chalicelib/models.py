@@ -9,7 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from pynamodb.attributes import BooleanAttribute, ListAttribute, NumberAttribute, TTLAttribute, UnicodeAttribute
+from pynamodb.attributes import (
+    BinaryAttribute,
+    BooleanAttribute,
+    ListAttribute,
+    NumberAttribute,
+    TTLAttribute,
+    UnicodeAttribute,
+)
 from pynamodb.exceptions import TableError
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, LocalSecondaryIndex
 from pynamodb.models import Model
@@ -400,6 +407,53 @@ class LiveConnection(Model):
     expires_at = TTLAttribute(null=True)
 
 
+class WebhookEndpoint(Model):
+    """A workspace's webhook endpoints (chalicelib.webhooks); one item per workspace with the id
+    COUNTER_ID holds only `endpoints`, their number, kept in the same transactions."""
+
+    class Meta(_BaseMeta):
+        pass
+
+    workspace_id = UnicodeAttribute(hash_key=True)
+    webhook_id = UnicodeAttribute(range_key=True)
+    url = UnicodeAttribute(null=True)
+    events = ListAttribute(of=UnicodeAttribute, null=True)
+    description = UnicodeAttribute(null=True)
+    secret = UnicodeAttribute(null=True)  # the signing secret (whsec_...): shown once, never logged
+    enabled = BooleanAttribute(null=True)
+    disabled_reason = UnicodeAttribute(null=True)
+    disabled_at = UnicodeAttribute(null=True)
+    failures = NumberAttribute(null=True)  # deliveries in a row that failed for good
+    created_by = UnicodeAttribute(null=True)
+    created_at = UnicodeAttribute(null=True)
+    updated_at = UnicodeAttribute(null=True)
+    version = NumberAttribute(null=True)
+    endpoints = NumberAttribute(null=True)  # the counter item's
+
+
+class WebhookDelivery(Model):
+    """One event's delivery to one endpoint (chalicelib.webhooks.delivery), keyed by
+    "<workspace id>#<webhook id>" and the event id (which sorts by time); expired by TTL."""
+
+    class Meta(_BaseMeta):
+        pass
+
+    endpoint = UnicodeAttribute(hash_key=True)
+    event_id = UnicodeAttribute(range_key=True)
+    event_type = UnicodeAttribute()
+    payload = BinaryAttribute(legacy_encoding=False)  # the body sent, zlib-compressed
+    status = UnicodeAttribute()
+    attempts = NumberAttribute(default=0)
+    last_status_code = NumberAttribute(null=True)
+    last_error = UnicodeAttribute(null=True)
+    next_attempt_at = UnicodeAttribute(null=True)
+    lease_until = NumberAttribute(null=True)  # epoch seconds: an attempt in flight
+    delivered_at = UnicodeAttribute(null=True)
+    created_at = UnicodeAttribute()
+    updated_at = UnicodeAttribute()
+    expires_at = TTLAttribute(null=True)
+
+
 def contact_note_key(contact_id: str, note_id: str = "") -> str:
     """A note's by_contact sort key; without a note id, the prefix all its contact's notes share."""
     return f"{contact_id}#{note_id}"
@@ -426,6 +480,8 @@ TABLES: dict[type[Model], tuple[str, str]] = {
     DeletionMark: ("deletion_marks_table", "DeletionMarksTable"),
     AuditEntry: ("audit_table", "AuditTable"),
     LiveConnection: ("connections_table", "ConnectionsTable"),
+    WebhookEndpoint: ("webhooks_table", "WebhooksTable"),
+    WebhookDelivery: ("webhook_deliveries_table", "WebhookDeliveriesTable"),
 }
 ALL_MODELS: tuple[type[Model], ...] = tuple(TABLES)
 

@@ -373,6 +373,7 @@ def build_document(routes: dict[str, dict[str, Any]], version: str = "1.0.0") ->
             {"name": "workspaces", "description": "Workspaces, their members and roles"},
             {"name": "search", "description": "Contacts and notes by what they say"},
             {"name": "import and export", "description": "Files in (CSV, vCard, JSON) and out, and batches"},
+            {"name": "webhooks", "description": "Signed change events sent to your endpoints (admins)"},
             {"name": "service", "description": "Health"},
         ],
         "paths": paths,

@@ -100,6 +100,7 @@ def serve(host: str, port: int) -> None:
     _listen_for_websockets_or_exit(live, host)
     pumps = _start_stream_pumps(app, settings)
     live.start(app)
+    workers = _start_queue_workers(app, settings)
     tables = ", ".join(created) if created else "existing tables"
     print(
         f"contact-notes: serving http://{host}:{port}/api/v1 (stage {settings.stage}; "
@@ -115,6 +116,8 @@ def serve(host: str, port: int) -> None:
         live.stop()
         for pump in pumps:
             pump.stop()
+        for worker in workers:
+            worker.stop()
 
 
 def _listen_for_websockets_or_exit(live: LocalWebSocketGateway, host: str) -> None:
@@ -238,6 +241,7 @@ STREAM_CONSUMERS = (
     ("contacts_table", "index_contacts"),
     ("notes_table", "index_notes"),
     ("audit_table", "push_live_updates"),
+    ("audit_table", "fan_out_webhooks"),
 )
 
 
@@ -262,6 +266,24 @@ def _start_stream_pumps(app: Any, settings: Settings) -> list[StreamPump]:
     names = ", ".join(handler for _, handler in STREAM_CONSUMERS)
     print(f"contact-notes: {names} fed from their streams; dead letters go to {dead_letter_file()}", flush=True)
     return pumps
+
+
+def _start_queue_workers(app: Any, settings: Settings) -> list[Any]:
+    """The webhook delivery queue, created on the embedded store's SQS (moto serves both), fed to
+    the delivery Lambda's handler as the SQS event source mapping does on AWS."""
+    if not settings.dynamodb_endpoint or os.environ.get("STREAM_PUMP", "1") == "0":
+        return []
+    from chalicelib.webhooks import queue
+    from devtools.queue_worker import QueueWorker
+
+    url = queue.create_queue(settings)
+    arn = f"arn:aws:sqs:{settings.aws_region}:000000000000:{settings.webhook_queue_name}"
+    worker = QueueWorker(sqs=queue.client(settings), queue_url=url, queue_arn=arn, consumer="deliver_webhooks",
+                         handler=functools.partial(_call, app.handler_map["deliver_webhooks"]),
+                         dead_letters=dead_letter_file())  # fmt: skip
+    worker.start()
+    print(f"contact-notes: deliver_webhooks fed from the queue {url}", flush=True)
+    return [worker]
 
 
 def _call(handler: Any, event: dict[str, Any]) -> dict[str, Any]:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import socket
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,6 +30,113 @@ TEST_SECRET = "test-only-secret-0123456789abcdef0123456789"
 # ms): the suite signs users up about a thousand times. Only the local stage accepts it
 # (chalicelib.config); tests/test_auth.py checks the default and the refusal.
 TEST_PASSWORD_HASH = {"PASSWORD_HASH_MEMORY_KIB": "1024", "PASSWORD_HASH_ROUNDS": "1"}
+
+
+class SocketGuard:
+    """Nothing leaves loopback: every socket connect outside 127.0.0.0/8, and every name resolved
+    for real (a DNS query leaves the machine), is refused and fails the test that made it (at its
+    teardown, even when the code under test swallowed the error). `connects` lists the addresses
+    connected to (or refused) during the current test, for tests that assert none was tried."""
+
+    def __init__(self) -> None:
+        self.connects: list[tuple[str, int]] = []
+        self.violations: list[str] = []
+        self._lock = threading.Lock()
+
+    def note(self, address: Any) -> None:
+        """Record a connect to `address` (a sockaddr); refuse it outside loopback."""
+        if not isinstance(address, tuple):
+            return  # AF_UNIX and the like: not the network
+        host, port = str(address[0]), int(address[1])
+        with self._lock:
+            self.connects.append((host, port))
+        if not _loopback(host):
+            self.refuse(f"connect to {host}:{port}")
+
+    def refuse(self, what: str) -> None:
+        with self._lock:
+            self.violations.append(what)
+        raise PermissionError(f"the test suite's socket guard refused a {what} (only 127.0.0.0/8 is allowed)")
+
+    def take(self) -> list[str]:
+        with self._lock:
+            found, self.violations = self.violations, []
+            self.connects = []
+        return found
+
+
+def _loopback(host: str) -> bool:
+    try:
+        address = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address in ipaddress.ip_network("127.0.0.0/8")
+
+
+GUARD = SocketGuard()
+_NUMERIC_OR_LOCAL = {"localhost", "", None}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _socket_guard_installed() -> Iterator[None]:
+    real_connect, real_connect_ex = socket.socket.connect, socket.socket.connect_ex
+    real_create_connection, real_getaddrinfo = socket.create_connection, socket.getaddrinfo
+
+    def connect(self: socket.socket, address: Any) -> None:
+        GUARD.note(address)
+        real_connect(self, address)
+
+    def connect_ex(self: socket.socket, address: Any) -> int:
+        GUARD.note(address)
+        return real_connect_ex(self, address)
+
+    def create_connection(address: Any, *args: Any, **kwargs: Any) -> socket.socket:
+        if not _loopback(str(address[0])) and address[0] not in _NUMERIC_OR_LOCAL:
+            GUARD.note(address)
+        return real_create_connection(address, *args, **kwargs)
+
+    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+        name = host.decode() if isinstance(host, bytes) else host
+        if name not in _NUMERIC_OR_LOCAL and not _numeric(str(name)):
+            GUARD.refuse(f"real name resolution of {name!r} (stub socket.getaddrinfo)")
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    _replace(
+        {"connect": connect, "connect_ex": connect_ex},
+        {"create_connection": create_connection, "getaddrinfo": getaddrinfo},
+    )
+    try:
+        yield
+    finally:
+        _replace({"connect": real_connect, "connect_ex": real_connect_ex},
+                 {"create_connection": real_create_connection, "getaddrinfo": real_getaddrinfo})  # fmt: skip
+
+
+def _replace(methods: dict[str, Any], functions: dict[str, Any]) -> None:
+    for name, method in methods.items():
+        setattr(socket.socket, name, method)
+    for name, function in functions.items():
+        setattr(socket, name, function)
+
+
+def _numeric(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return False
+    return True
+
+
+@pytest.fixture(autouse=True)
+def socket_guard() -> Iterator[SocketGuard]:
+    """Fails the test that tried to reach beyond loopback; see SocketGuard."""
+    GUARD.take()
+    yield GUARD
+    violations = GUARD.take()
+    if violations:
+        pytest.fail("traffic beyond loopback was attempted: " + "; ".join(violations[:5]), pytrace=False)
 
 
 @pytest.fixture(autouse=True)

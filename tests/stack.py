@@ -72,7 +72,9 @@ def start_stack(env_overrides: dict[str, str], port: int | None = None, host: st
     # The live-updates endpoint on a free port too, so that stacks can run side by side.
     env_overrides = {"WS_PORT": str(free_port()), **env_overrides}
     env = {k: v for k, v in os.environ.items() if k not in {"DYNAMODB_ENDPOINT", "JWT_SECRET", "STAGE"}}
-    env.update({"ENV_FILE": os.devnull, "PYTHONUNBUFFERED": "1", **TEST_PASSWORD_HASH}, **env_overrides)
+    # WEBHOOK_LOOPBACK_ONLY: webhooks registered by fuzzers or tests resolve no name (no DNS query leaves).
+    env.update({"ENV_FILE": os.devnull, "PYTHONUNBUFFERED": "1", "WEBHOOK_LOOPBACK_ONLY": "true", **TEST_PASSWORD_HASH},
+               **env_overrides)  # fmt: skip
     log = Path(tempfile.mkstemp(prefix="local-stack-", suffix=".log")[1])
     with log.open("wb") as sink:
         process = subprocess.Popen(

@@ -9,7 +9,8 @@ version other than the current one is refused by design (optimistic locking: 412
 negative_data_rejection also accepts 413, the status issue #15 gives a batch of more than 100
 operations. One check is off for one operation: ST302 (a resource a link named answers 404)
 for adding a member, whose 404 is about the username in the body, not the workspace (set in
-the config, since `--checks all` on the command line would override it). A hook
+the config, since `--checks all` on the command line would override it); and creating or changing
+a webhook may answer a schema-valid URL with 422 (where deliveries may not go is no schema's to say). A hook
 (tests/schemathesis_hooks.py) gives each request that carries a valid Idempotency-Key a fresh
 one, since the fuzzer reuses keys with other bodies (a 422 by design, issue #16). Fixed seed;
 enough examples to cover every operation in every phase (examples, coverage, fuzzing, stateful).
@@ -54,6 +55,22 @@ include-path = "/api/v1/workspaces/{{workspace_id}}/members"
 include-method = "POST"
 checks.ensure_resource_availability.enabled = false
 
+[[operations]]
+# A webhook URL valid by the schema is still refused (422 on #/url) where deliveries may not go: the
+# stacks here deliver to loopback only (WEBHOOK_LOOPBACK_ONLY: no name is resolved), and a deployed
+# stage refuses names that resolve to private addresses, which no schema can say.
+include-path = "/api/v1/webhooks"
+include-method = "POST"
+[operations.checks.positive_data_acceptance]
+expected-statuses = ["2xx", "3xx", "400", "401", "403", "404", "409", "412", "422", "429"]
+
+[[operations]]
+# The same for changing a webhook's URL.
+include-path = "/api/v1/webhooks/{{webhook_id}}"
+include-method = "PATCH"
+[operations.checks.positive_data_acceptance]
+expected-statuses = ["2xx", "3xx", "400", "401", "403", "404", "409", "412", "422", "429"]
+
 [auth.wfc]
 path = "{wfc}"
 peers = ["alice", "bob"]
@@ -90,6 +107,7 @@ def test_schemathesis_finds_nothing(contract_stack: Stack, tmp_path: Path) -> No
     done = subprocess.run(command, capture_output=True, text=True, timeout=1200, cwd=tmp_path)
     summary = done.stdout[-3000:]
     assert done.returncode == 0, done.stdout[-20000:]
-    # 17 before #13, + 2 sessions operations, + 9 workspace operations, + search (#14), + import, batch, export (#15)
-    assert "Tested: 34" in summary
+    # 17 before #13, + 2 sessions operations, + 9 workspace operations, + search (#14), + import, batch, export (#15),
+    # + 2 audit log reads and 7 webhook operations (#17)
+    assert "Tested: 41" in summary
     assert "failures" not in summary.split("Seed:")[-1]

@@ -43,7 +43,7 @@ def test_every_api_route_and_method_is_documented(document: dict[str, Any]) -> N
     assert documented == api_routes == set(OPERATIONS)
 
 
-TAGS = {"auth", "contacts", "notes", "search", "service", "workspaces", "import and export", "audit"}
+TAGS = {"auth", "contacts", "notes", "search", "service", "workspaces", "import and export", "audit", "webhooks"}
 
 
 def test_operations_describe_inputs_outputs_and_problems(document: dict[str, Any]) -> None:
@@ -110,6 +110,13 @@ EXPECTED_OPERATION_IDS = {
     ("get", "/exports"): "exportContacts",
     ("get", "/audit"): "listAuditEvents",
     ("get", "/contacts/{contact_id}/history"): "getContactHistory",
+    ("post", "/webhooks"): "createWebhook",
+    ("get", "/webhooks"): "listWebhooks",
+    ("get", "/webhooks/{webhook_id}"): "getWebhook",
+    ("patch", "/webhooks/{webhook_id}"): "updateWebhook",
+    ("delete", "/webhooks/{webhook_id}"): "deleteWebhook",
+    ("post", "/webhooks/{webhook_id}/test"): "testWebhook",
+    ("get", "/webhooks/{webhook_id}/deliveries"): "listWebhookDeliveries",
 }
 
 

@@ -105,8 +105,8 @@ def test_tables(cfn: dict[str, Any], built: tuple[str, Bundle]) -> None:
     assert sorted(t["Properties"]["TimeToLiveSpecification"]["AttributeName"] for t in ttl) == [
         "expiration",  # the idempotency records' (Powertools' attribute name)
         # the limiter's, the sessions', the search index's (tombstones), the deleters' marks, the audit
-        # log's, the live connections'
-        *["expires_at"] * 6,
+        # log's, the live connections', the webhook deliveries'
+        *["expires_at"] * 7,
     ]
     assert all(t["Properties"]["TimeToLiveSpecification"]["Enabled"] for t in ttl)
     streams = [t for t in tables if "StreamSpecification" in t["Properties"]]
@@ -123,7 +123,9 @@ CONSUMERS = {
     "IndexContacts": ("ContactsTable", "SearchIndexDeadLetterQueue"),
     "IndexNotes": ("NotesTable", "SearchIndexDeadLetterQueue"),  # the notes stream's second reader
     "PushLiveUpdates": ("AuditTable", "LiveUpdatesDeadLetterQueue"),
+    "FanOutWebhooks": ("AuditTable", "WebhookFanOutDeadLetterQueue"),
 }
+QUEUE_CONSUMERS = {"DeliverWebhooks": "WebhookDeliveryQueue"}  # SQS event sources, beside the streams
 
 
 def test_stream_mapping_and_dead_letters(cfn: dict[str, Any]) -> None:
@@ -131,7 +133,12 @@ def test_stream_mapping_and_dead_letters(cfn: dict[str, Any]) -> None:
     record age, and a dead-letter queue of its own concern (both search indexers share one)."""
     mappings = {m["Properties"]["FunctionName"]["Ref"]: m["Properties"]
                 for m in _of_type(cfn, "AWS::Lambda::EventSourceMapping")}  # fmt: skip
-    assert set(mappings) == set(CONSUMERS)
+    assert set(mappings) == set(CONSUMERS) | set(QUEUE_CONSUMERS)
+    for function, queue in QUEUE_CONSUMERS.items():
+        props = mappings.pop(function)
+        assert props["EventSourceArn"] == {"Fn::GetAtt": [queue, "Arn"]}
+        assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+        assert props["ScalingConfig"]["MaximumConcurrency"] >= 2
     for function, props in mappings.items():
         table, queue = CONSUMERS[function]
         assert props["EventSourceArn"] == {"Fn::GetAtt": [table, "StreamArn"]}, function
@@ -142,7 +149,14 @@ def test_stream_mapping_and_dead_letters(cfn: dict[str, Any]) -> None:
         assert props["DestinationConfig"]["OnFailure"]["Destination"] == {"Fn::GetAtt": [queue, "Arn"]}
     for function in ("NormalizeNotes", "IndexContacts", "IndexNotes"):
         assert mappings[function]["MaximumRetryAttempts"] == 3
-    assert len(_of_type(cfn, "AWS::SQS::Queue")) == len({queue for _, queue in CONSUMERS.values()})
+    queues = {name: r for name, r in cfn["Resources"].items() if r["Type"] == "AWS::SQS::Queue"}
+    assert set(queues) == {queue for _, queue in CONSUMERS.values()} | {
+        "WebhookDeliveryQueue",
+        "WebhookDeliveryDeadLetterQueue",
+    }
+    redrive = queues["WebhookDeliveryQueue"]["Properties"]["RedrivePolicy"]
+    assert redrive["deadLetterTargetArn"] == {"Fn::GetAtt": ["WebhookDeliveryDeadLetterQueue", "Arn"]}
+    assert queues["WebhookDeliveryQueue"]["Properties"]["VisibilityTimeout"] >= 6 * 30  # six function timeouts
 
 
 def test_usage_plans_and_keys(cfn: dict[str, Any]) -> None:
@@ -174,9 +188,10 @@ def test_cors_is_wired_through_the_stack(cfn: dict[str, Any]) -> None:
 def test_alarms(cfn: dict[str, Any]) -> None:
     metrics = sorted(a["Properties"]["MetricName"] for a in _of_type(cfn, "AWS::CloudWatch::Alarm"))
     assert metrics.count("5XXError") == 1
-    assert metrics.count("Errors") == 10 and metrics.count("Throttles") == 10  # each function's
-    assert metrics.count("ApproximateNumberOfMessagesVisible") == 4  # one per dead-letter queue
-    assert metrics.count("IteratorAge") == 4  # the normalizer's, each indexer's, the live fan-out's
+    assert metrics.count("Errors") == 12 and metrics.count("Throttles") == 12  # each function's
+    assert metrics.count("ApproximateNumberOfMessagesVisible") == 6  # one per dead-letter queue
+    # the normalizer's, each indexer's, the live fan-out's, the webhooks' fan-out's
+    assert metrics.count("IteratorAge") == 5
     assert metrics.count("LiveDeliveriesFailed") == 1  # posts to live connections refused or throttled
 
 
@@ -194,7 +209,7 @@ def _role_actions(cfn: dict[str, Any], role: str) -> dict[str, list[Any]]:
 def test_each_function_has_its_own_least_privilege_role(cfn: dict[str, Any]) -> None:
     roles = {name: r["Properties"]["Role"]["Fn::GetAtt"][0] for name, r in cfn["Resources"].items()
              if r["Type"] == "AWS::Lambda::Function"}  # fmt: skip
-    assert len(set(roles.values())) == 10
+    assert len(set(roles.values())) == 12
     authorizer = _role_actions(cfn, roles["JwtAuth"])
     assert not [a for a in authorizer if a.startswith(("dynamodb:", "sqs:"))]  # verifies tokens only
     normalizer = _role_actions(cfn, roles["NormalizeNotes"])
@@ -226,8 +241,10 @@ def test_each_function_has_its_own_least_privilege_role(cfn: dict[str, Any]) -> 
             }
             assert indexer["dynamodb:GetRecords"] == [{"Fn::GetAtt": [table, "StreamArn"]}]
             assert indexer["sqs:SendMessage"] == [{"Fn::GetAtt": [queue, "Arn"]}]
+    _assert_webhook_roles(cfn, roles)
     api = _role_actions(cfn, roles["APIHandler"])
-    assert "dynamodb:Scan" not in api and "sqs:SendMessage" not in api and "dynamodb:GetRecords" not in api
+    assert "dynamodb:Scan" not in api and "dynamodb:GetRecords" not in api
+    assert api["sqs:SendMessage"] == [{"Fn::GetAtt": ["WebhookDeliveryQueue", "Arn"]}]  # the test route's only
     assert {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:ConditionCheckItem"} <= set(api)
     # Search: one Query per term on the index, one BatchGetItem over the contacts and notes found.
     assert {"Fn::GetAtt": ["SearchTable", "Arn"]} in api["dynamodb:Query"]
@@ -296,6 +313,24 @@ def test_live_updates_websocket_api(cfn: dict[str, Any]) -> None:
         assert env[function]["CONNECTIONS_TABLE"] == {"Ref": "ConnectionsTable"}, function
 
 
+def _assert_webhook_roles(cfn: dict[str, Any], roles: dict[str, str]) -> None:
+    endpoints, deliveries = ({"Fn::GetAtt": [t, "Arn"]} for t in ("WebhooksTable", "WebhookDeliveriesTable"))
+    queue = {"Fn::GetAtt": ["WebhookDeliveryQueue", "Arn"]}
+    fan_out = _role_actions(cfn, roles["FanOutWebhooks"])
+    # One Query of the workspace's endpoints, a conditional put (and on a replay, a read) per delivery.
+    assert _data_actions(fan_out) == {"dynamodb:Query": [endpoints], "dynamodb:PutItem": [deliveries],
+                                      "dynamodb:GetItem": [deliveries]}  # fmt: skip
+    assert fan_out["dynamodb:GetRecords"] == [{"Fn::GetAtt": ["AuditTable", "StreamArn"]}]
+    assert fan_out["sqs:SendMessage"] == [queue, {"Fn::GetAtt": ["WebhookFanOutDeadLetterQueue", "Arn"]}]
+    deliver = _role_actions(cfn, roles["DeliverWebhooks"])
+    assert _data_actions(deliver) == {"dynamodb:GetItem": [endpoints, deliveries],
+                                      "dynamodb:UpdateItem": [endpoints, deliveries]}  # fmt: skip
+    assert {a for a, r in deliver.items() if a.startswith("sqs:")} == {
+        "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility",
+        "sqs:SendMessage"}  # fmt: skip
+    assert all(r == [queue] for a, r in deliver.items() if a.startswith("sqs:"))
+
+
 def test_iam_names_each_table_and_the_secret(cfn: dict[str, Any]) -> None:
     statements = [
         statement
@@ -323,6 +358,8 @@ def test_iam_names_each_table_and_the_secret(cfn: dict[str, Any]) -> None:
         "DeletionMarksTable",
         "AuditTable",
         "ConnectionsTable",
+        "WebhooksTable",
+        "WebhookDeliveriesTable",
     ):
         assert table in table_refs
 
@@ -361,6 +398,8 @@ def test_functions_arm64_sized_and_no_secret_in_clear(cfn: dict[str, Any]) -> No
         "WebsocketMessage",
         "WebsocketDisconnect",
         "PushLiveUpdates",
+        "FanOutWebhooks",
+        "DeliverWebhooks",
     }
     for props in functions.values():
         assert props["Architectures"] == ["arm64"]

@@ -220,8 +220,8 @@ def test_each_function_has_its_own_least_privilege_role(cfn: dict[str, Any]) -> 
     purge = _role_actions(cfn, roles["PurgeWorkspaces"])
     data = {a: r for a, r in purge.items() if a.startswith("dynamodb:") and "Stream" not in a
             and a not in ("dynamodb:GetRecords", "dynamodb:GetShardIterator")}  # fmt: skip
-    swept = [{"Fn::GetAtt": [table, "Arn"]}
-             for table in ("ContactsTable", "NotesTable", "MembershipsTable", "ContactEmailsTable")]  # fmt: skip
+    tables = ("ContactsTable", "NotesTable", "MembershipsTable", "ContactEmailsTable", "WebhooksTable")
+    swept = [{"Fn::GetAtt": [table, "Arn"]} for table in tables]
     assert data == {"dynamodb:Query": swept, "dynamodb:BatchWriteItem": swept}  # no Scan, nothing else
     assert purge["dynamodb:GetRecords"] == [{"Fn::GetAtt": ["WorkspacesTable", "StreamArn"]}]
     assert purge["sqs:SendMessage"] == [{"Fn::GetAtt": ["WorkspacePurgeDeadLetterQueue", "Arn"]}]

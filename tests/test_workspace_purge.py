@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from chalice.test import Client
 
-from chalicelib.models import Contact, Membership, Note, Workspace
+from chalicelib.models import Contact, Membership, Note, WebhookEndpoint, Workspace
 from tests.conftest import Api, CallCounter, answering, problem, unprocessed
 from tests.workspaces import acting_in, add, new_workspace, removal
 
@@ -31,6 +31,8 @@ def team(alice: Api, bob: Api) -> dict[str, Any]:
     contacts = [inside.post("/contacts", {"first_name": f"C{i}"}).json for i in range(30)]
     for contact in contacts[:3]:
         assert inside.post(f"/contacts/{contact['id']}/notes", {"body": "n"}).status == 201
+    hook = inside.post("/webhooks", {"url": "http://127.0.0.1:9/hook", "events": ["*"]})
+    assert hook.status == 201, hook.body
     personal = alice.post("/contacts", {"first_name": "Mine"}).json
     item = Workspace.get(workspace_id, consistent_read=True)
     return {"id": workspace_id, "item": item, "personal_contact": personal["id"], "bob": acting_in(bob, workspace_id)}
@@ -48,9 +50,11 @@ def test_delete_removes_workspace_and_memberships_then_the_sweep_removes_the_dat
     assert Contact.count(workspace_id) == 30  # not yet: the stream consumer sweeps them
     dynamodb.reset()
     assert invoke(chalice_client, removal(team["item"])) == []
-    # Per partition (contacts, notes, email claims, memberships) one keys-only Query page;
-    # BatchWriteItem per 25 (30 contacts: 2, 3 notes: 1; none of these contacts has an email).
-    assert dynamodb.by_operation() == {"Query": 4, "BatchWriteItem": 3}
+    # Per partition (contacts, notes, email claims, memberships, webhook endpoints) one keys-only
+    # Query page; BatchWriteItem per 25 (30 contacts: 2, 3 notes: 1, 1 endpoint and its counter: 1;
+    # none of these contacts has an email).
+    assert dynamodb.by_operation() == {"Query": 5, "BatchWriteItem": 4}
+    assert list(WebhookEndpoint.query(workspace_id)) == []  # its signing secret is gone with it
     assert Contact.count(workspace_id) == 0
     assert Note.count(workspace_id) == 0
     assert alice.get(f"/contacts/{team['personal_contact']}").status == 200  # personal data untouched

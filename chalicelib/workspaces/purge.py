@@ -24,7 +24,7 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 )
 
 from chalicelib import observability
-from chalicelib.models import Contact, ContactEmail, Membership, Note
+from chalicelib.models import Contact, ContactEmail, Membership, Note, WebhookEndpoint
 from chalicelib.stream_batches import process_records
 from chalicelib.workspaces import store
 
@@ -49,12 +49,15 @@ def deleted_workspace(record: DynamoDBRecord) -> str | None:
 
 
 def purge(workspace_id: str) -> dict[str, int]:
-    """Delete a workspace's contacts, notes and any memberships left; counts per kind."""
+    """Delete a workspace's contacts, notes, webhook endpoints and any memberships left; counts per kind."""
     counts = {
         "contacts": store.purge_partition(Contact, workspace_id),
         "notes": store.purge_partition(Note, workspace_id),
         "contact_emails": store.purge_partition(ContactEmail, workspace_id),
         "memberships": store.purge_partition(Membership, workspace_id),
+        # Its webhook endpoints (with their signing secrets); their deliveries and the live
+        # connections end by TTL, and the audit log's entries stay until their retention ends.
+        "webhooks": store.purge_partition(WebhookEndpoint, workspace_id),
     }
     logger.info("workspace purged", extra={"workspace_id": workspace_id, **counts})
     return counts

@@ -16,7 +16,7 @@ from pynamodb.transactions import TransactGet, TransactWrite
 
 from chalicelib.errors import Conflict, NotFound
 from chalicelib.ids import new_id
-from chalicelib.models import Contact, ContactEmail, Membership, Note, Workspace
+from chalicelib.models import Contact, ContactEmail, Membership, Note, WebhookEndpoint, Workspace
 from chalicelib.outage import unavailable
 from chalicelib.roles import OWNER
 from chalicelib.store import UnprocessedWrites, batch_write, dynamodb_errors, transact
@@ -302,7 +302,9 @@ def delete_items(items: Iterable[Model]) -> None:
         raise unavailable("DynamoDB", "BatchWriteItem left items unprocessed", "is busy", 1) from exc
 
 
-def purge_partition(model: type[Contact] | type[ContactEmail] | type[Note] | type[Membership], owner_id: str) -> int:
+def purge_partition(
+    model: type[Contact] | type[ContactEmail] | type[Note] | type[Membership] | type[WebhookEndpoint], owner_id: str
+) -> int:
     """Delete every item of one partition (a workspace's contacts, notes or memberships):
     a keys-only Query per page (1 MB) and BatchWriteItem deletes. Idempotent. Returns how
     many it deleted."""

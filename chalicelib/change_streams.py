@@ -1,6 +1,6 @@
-"""The contacts' and notes' stream consumers (index_contacts, index_notes): each record goes
-to the search index (chalicelib.search.index), then becomes a change event in the audit log
-(chalicelib.events.audit).
+"""The contacts' and notes' stream consumers (index_contacts, index_notes): each record becomes
+a change event in the audit log (chalicelib.events.audit), then goes to the search index
+(chalicelib.search.index).
 
 One consumer per table for both, not one per concern: DynamoDB Streams throttles a shard read
 by more than two consumers, and the notes' stream already has the normalizer. Both steps are
@@ -25,7 +25,7 @@ def handle_batch(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     retention_days = settings().audit_retention_days
 
     def both(record: DynamoDBRecord) -> None:
+        audit.record(record, retention_days)  # first: a record the index cannot take still has its event
         index.handle_record(record)
-        audit.record(record, retention_days)
 
     return process_records(event, context, index.in_item_order(both))

@@ -131,8 +131,9 @@ class Settings(BaseModel):
     webhook_queue_url: str | None = None
     webhook_queue_name: str = "contact-notes-webhook-deliveries"
     sqs_endpoint: str | None = None
-    # One delivery attempt: connecting and the answer together.
-    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=30)
+    # One delivery attempt: connecting and the answer together, by the wall clock. At most 20 s:
+    # the delivery function (30 s) must record the outcome after it.
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=20)
     # The pauses before each retry (comma-separated seconds, each stretched by up to ±20 %
     # jitter): 6 retries over about 17.6 hours. Zeros in tests.
     webhook_retry_seconds: tuple[float, ...] = Field(default=(5, 300, 1800, 7200, 18000, 36000), max_length=20)
@@ -254,6 +255,10 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
             values[field] = raw
     if "aws_region" not in values and env.get("AWS_DEFAULT_REGION"):
         values["aws_region"] = env["AWS_DEFAULT_REGION"]
+    if env.get("AWS_LAMBDA_FUNCTION_NAME") and values.get("stage", "local") == "local":
+        # The local stage's conveniences (a built-in signing key, cheap hashing, webhooks to
+        # loopback) must never reach AWS because a function lost its STAGE.
+        raise ConfigError("invalid configuration: STAGE: must be dev or prod inside AWS Lambda")
     if values.get("stage", "local") == "local" and "jwt_secret_arn" not in values:
         values.setdefault("jwt_secret", _LOCAL_SECRET)
     try:

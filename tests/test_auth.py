@@ -351,6 +351,15 @@ def test_a_deployed_stage_refuses_a_cost_below_owasps_minimum() -> None:
     assert load_settings({"PASSWORD_HASH_MEMORY_KIB": "1024", "PASSWORD_HASH_ROUNDS": "1"}).is_local
 
 
+def test_a_function_on_aws_without_a_deployed_stage_refuses_to_start() -> None:
+    """Inside Lambda the local stage (built-in key, cheap hashing, webhooks to loopback) is refused."""
+    on_aws = {"AWS_LAMBDA_FUNCTION_NAME": "contact-notes-dev-APIHandler"}
+    for stage in ({}, {"STAGE": "local"}):
+        with pytest.raises(ConfigError, match="STAGE: must be dev or prod inside AWS Lambda"):
+            load_settings({**on_aws, **stage})
+    assert load_settings({**on_aws, "STAGE": "prod", "JWT_SECRET": "x" * 40}).stage == "prod"
+
+
 def test_a_password_hashed_at_another_cost_still_signs_in(anon: Api, limits: Any) -> None:
     """The cost is read from each stored hash: raising it locks nobody out (and new hashes use it)."""
     anon.register("ivan")  # at the suite's cost

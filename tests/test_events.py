@@ -139,6 +139,33 @@ def test_batch_and_import_changes_name_their_caller(alice: Api, chalice_client: 
     assert {e["actor_id"] for e in events} == {alice.user["id"]}
 
 
+def test_two_changes_in_one_batch_are_two_events(alice: Api, chalice_client: Client) -> None:
+    """A batch's operations share one timestamp: each write is still its own event."""
+    contact = alice.post("/contacts", {"first_name": "Ada", "email": "ada@example.org"}).json
+    ops = [
+        {"op": "update", "id": contact["id"], "contact": {"title": "CTO"}},
+        {"op": "update", "id": contact["id"], "contact": {"last_name": "Lovelace"}},
+        {"op": "upsert", "contact": {"first_name": "Ada", "email": "ADA@example.org", "company": "Engines"}},
+    ]
+    reply = alice.post("/contacts/batch", {"operations": ops})
+    assert reply.status == 200, reply.body
+    index_now(chalice_client)
+    # The same instant: in the order of their versions.
+    updates = sorted((e for e in audit(alice) if e["type"] == "contact.updated"), key=lambda e: e["data"]["version"])
+    assert [e["changes"] for e in updates] == [
+        {"title": [None, "CTO"]},
+        {"last_name": [None, "Lovelace"]},
+        {
+            "last_name": ["Lovelace", None],
+            "email": ["ada@example.org", "ADA@example.org"],
+            "company": [None, "Engines"],
+            "title": ["CTO", None],
+        },
+    ]
+    assert [e["data"]["version"] for e in updates] == [2, 3, 4]
+    assert len({e["id"] for e in updates}) == 3
+
+
 def test_audit_log_is_for_admins_and_owners_history_for_every_member(
     alice: Api, anon: Api, chalice_client: Client
 ) -> None:

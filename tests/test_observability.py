@@ -109,6 +109,8 @@ TRACE_HEADER = "Root=1-67a1b2c3-0123456789abcdef01234567;Parent=0123456789abcdef
 
 
 LAMBDA_ONLY = {"AWS_LAMBDA_FUNCTION_NAME", "LAMBDA_TASK_ROOT", "POWERTOOLS_TRACE_DISABLED", "_X_AMZN_TRACE_ID"}
+# A deployed stage, as every function on AWS has (the local stage is refused inside Lambda).
+DEPLOYED = {"STAGE": "dev", "JWT_SECRET": "s" * 40, "PASSWORD_HASH_MEMORY_KIB": "19456", "PASSWORD_HASH_ROUNDS": "2"}
 
 
 def _first_request(env: dict[str, str]) -> bool:
@@ -121,7 +123,7 @@ def _first_request(env: dict[str, str]) -> bool:
 
 def test_no_xray_sdk_is_loaded_where_tracing_is_off() -> None:
     assert _first_request({}) is False  # outside Lambda
-    lambda_env = {"LAMBDA_TASK_ROOT": str(ROOT), "AWS_LAMBDA_FUNCTION_NAME": "contact-notes-dev"}
+    lambda_env = {"LAMBDA_TASK_ROOT": str(ROOT), "AWS_LAMBDA_FUNCTION_NAME": "contact-notes-dev", **DEPLOYED}
     assert _first_request({**lambda_env, "POWERTOOLS_TRACE_DISABLED": "true"}) is False
 
 
@@ -133,7 +135,7 @@ def test_dynamodb_calls_are_traced_inside_lambda() -> None:
         daemon.settimeout(10)
         address = f"127.0.0.1:{daemon.getsockname()[1]}"
         env = {"LAMBDA_TASK_ROOT": str(ROOT), "AWS_LAMBDA_FUNCTION_NAME": "contact-notes-dev",
-               "_X_AMZN_TRACE_ID": TRACE_HEADER, "AWS_XRAY_DAEMON_ADDRESS": address}  # fmt: skip
+               "_X_AMZN_TRACE_ID": TRACE_HEADER, "AWS_XRAY_DAEMON_ADDRESS": address, **DEPLOYED}  # fmt: skip
         assert _first_request(env) is True
         operations = set()
         daemon.settimeout(0.5)

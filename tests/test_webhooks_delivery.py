@@ -204,6 +204,20 @@ def test_a_slow_receiver_times_out(alice: Api, hooks: str, limits: Any) -> None:
     assert "0.5 s" in delivery["last_error"]
 
 
+def test_a_receiver_dripping_its_answer_still_times_out(alice: Api, hooks: str, limits: Any) -> None:
+    """Each header line comes within the per-read timeout; the whole answer does not come within
+    the attempt's: the attempt is given up by the wall clock, not held for as long as it drips."""
+    limits(webhook_timeout_seconds=0.5, webhook_retry_seconds="0")
+    with receiving([200], drip=0.3) as receiver:
+        created = register(alice, receiver.url)
+        fan_out(alice.client, audit_record(_event(alice)))
+        drain(alice.client)
+    assert len(receiver.received) == 2  # the first attempt and its one retry, each given up
+    (delivery,) = _deliveries(alice, created["id"])
+    assert (delivery["status"], delivery["attempts"], delivery["last_status_code"]) == ("failed", 2, None)
+    assert "0.5 s" in delivery["last_error"]
+
+
 def test_an_unreachable_endpoint_is_retried(alice: Api, hooks: str, limits: Any) -> None:
     limits(webhook_retry_seconds="0")
     with receiving() as receiver:

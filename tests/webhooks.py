@@ -44,6 +44,7 @@ class Receiver:
 
     statuses: list[int] = field(default_factory=lambda: [204])
     delay: float = 0.0
+    drip: float = 0.0  # send the answer's header lines one at a time, this many seconds apart
     received: list[Received] = field(default_factory=list)
     port: int = 0
 
@@ -56,8 +57,8 @@ class Receiver:
 
 
 @contextmanager
-def receiving(statuses: list[int] | None = None, delay: float = 0.0) -> Iterator[Receiver]:
-    receiver = Receiver(statuses=list(statuses or [204]), delay=delay)
+def receiving(statuses: list[int] | None = None, delay: float = 0.0, drip: float = 0.0) -> Iterator[Receiver]:
+    receiver = Receiver(statuses=list(statuses or [204]), delay=delay, drip=drip)
     lock = threading.Lock()
 
     class Handler(BaseHTTPRequestHandler):
@@ -68,10 +69,25 @@ def receiving(statuses: list[int] | None = None, delay: float = 0.0) -> Iterator
                 status = receiver.answer()
             if receiver.delay:
                 time.sleep(receiver.delay)  # the receiver is slow: the sender's timeout is under test
+            if receiver.drip:
+                self._drip(status)
+                return
             try:
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
+            except OSError:
+                pass  # the sender gave up first
+
+        def _drip(self, status: int) -> None:
+            """Each line in time for a per-read timeout, the whole answer never in time."""
+            try:
+                self.wfile.write(f"HTTP/1.1 {status} OK\r\n".encode())
+                for n in range(8):
+                    self.wfile.write(f"X-Drip-{n}: .\r\n".encode())
+                    self.wfile.flush()
+                    time.sleep(receiver.drip)  # the receiver's own pace: the sender's deadline is under test
+                self.wfile.write(b"Content-Length: 0\r\n\r\n")
             except OSError:
                 pass  # the sender gave up first
 

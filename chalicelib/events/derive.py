@@ -8,9 +8,11 @@ returns it; absent for deletes).
   DeletionMark in its own transaction (a removed item's old image names only its last editor).
   Notes swept with their contact carry the contact's mark. A REMOVE with no mark is no user's
   change (a deleted workspace's sweep, chalicelib.workspaces.purge): no event.
-- Not a user's change: a MODIFY that leaves `updated_at` as it was. Every API write sets it;
-  the normalizer's write-back, its failed-attempt count and the first note's mark on its
-  contact do not. So the normalizer produces no event (README says so).
+- Not a user's change: a MODIFY that keeps the version (the first note's mark on its contact,
+  the normalizer's failed-attempt count), or a note's that leaves it processed or failed (the
+  normalizer's write-back): every API write adds one to the version and leaves a note
+  pending. So the normalizer produces no event (README says so). Not `updated_at`: two writes
+  in one millisecond (a batch's operations share one) would look like one.
 - The id is derived from the change (workspace, item, version, type) with the change's time
   in front, so a redelivered record yields the same id and ids sort by time (a ULID).
 """
@@ -28,7 +30,7 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
     DynamoDBRecordEventName,
 )
 
-from chalicelib.models import Contact, DeletionMark, Note
+from chalicelib.models import PENDING, Contact, DeletionMark, Note
 
 EVENT_PREFIX = "evt_"
 TYPES = ("contact.created", "contact.updated", "contact.deleted", "note.created", "note.updated", "note.deleted")
@@ -63,14 +65,23 @@ def event_of(record: DynamoDBRecord, mark_of: MarkLookup) -> dict[str, Any] | No
     if name == DynamoDBRecordEventName.INSERT:
         return _event(kind, "created", new, new["_actor"], new["created_at"], data=new)
     old = _resource(kind, raw["OldImage"])
-    if old["updated_at"] == new["updated_at"]:
-        return None  # not a user's change (the normalizer's write-back, a contact's notes mark)
+    if not _users_change(kind, old, new):
+        return None
     changes = {
         field: [old.get(field), value]
         for field, value in new.items()
         if not field.startswith("_") and field not in BOOKKEEPING and old.get(field) != value
     }
     return _event(kind, "updated", new, new["_actor"], new["updated_at"], data=new, changes=changes)
+
+
+def _users_change(kind: str, old: dict[str, Any], new: dict[str, Any]) -> bool:
+    """Every API write of an item adds one to its version and leaves a note pending; the first
+    note's mark on its contact and the normalizer's failed-attempt count keep the version, and
+    the normalizer's write-back (or its giving up) leaves the note processed (or failed)."""
+    if old["version"] == new["version"]:
+        return False
+    return kind == "contact" or new["processing_status"] == PENDING
 
 
 def _resource(kind: str, raw_image: dict[str, Any]) -> dict[str, Any]:

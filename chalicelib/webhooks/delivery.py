@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -163,8 +164,25 @@ def signed_headers(secret: str, event_id: str, body: bytes) -> dict[str, str]:
 
 
 def post(target: urls.Target, headers: dict[str, str], body: bytes, timeout: float) -> Outcome:
+    """One POST, given up after `timeout` seconds by the wall clock, whatever the receiver does.
+
+    urllib3's timeouts bound each socket operation, not the whole exchange: a receiver sending
+    its answer a byte at a time would hold the attempt (and the function, and the other
+    messages of its batch) for as long as it likes. So the POST runs on its own thread and is
+    abandoned at the deadline; that thread ends at its next socket timeout at the latest, and
+    whatever it gets then is dropped (the attempt is recorded as timed out and retried with the
+    same webhook-id, which receivers deduplicate).
+    """
+    outcome: list[Outcome] = []
+    worker = threading.Thread(target=lambda: outcome.append(_post(target, headers, body, timeout)), daemon=True)
+    worker.start()
+    worker.join(timeout)
+    return outcome[0] if outcome else Outcome(error=f"No answer within {timeout:g} s.")
+
+
+def _post(target: urls.Target, headers: dict[str, str], body: bytes, timeout: float) -> Outcome:
     """One POST to the checked address (never another: no redirects, no retries here), speaking to
-    the name (Host, SNI, certificate); `timeout` bounds connecting and the answer together."""
+    the name (Host, SNI, certificate); each socket operation bounded by `timeout`."""
     import urllib3
     from urllib3.exceptions import HTTPError, NewConnectionError, TimeoutError
 

@@ -112,6 +112,9 @@ def test_replayed_records_append_no_second_entry(alice: Api, chalice_client: Cli
     assert audit(alice) == first and len(first) == 1
     entries = list(AuditEntry.query(alice.user["id"]))
     assert [entry.event_id for entry in entries] == [first[0]["id"]]
+    # Kept AUDIT_RETENTION_DAYS (365) after the change, then DynamoDB's TTL removes it.
+    occurred = datetime.fromisoformat(first[0]["occurred_at"].replace("Z", "+00:00"))
+    assert entries[0].expires_at == (occurred + timedelta(days=365)).replace(microsecond=0)  # epoch seconds
 
 
 def test_a_removal_no_user_made_is_no_event(alice: Api, chalice_client: Client) -> None:

@@ -22,7 +22,8 @@ def run() -> list[Figure]:
     from bench.inprocess import moto_api
     from chalicelib import runtime
     from chalicelib.webhooks import queue
-    from tests.webhooks import audit_record, drain, fan_out, make_event, receiving, register
+    from tests.streams import audit_record
+    from tests.webhooks import drain, fan_out, make_event, receiving, register
 
     with moto_api() as anonymous, counting() as counter, receiving([204]) as receiver:
         alice = anonymous.sign_up("alice")

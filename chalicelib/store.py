@@ -19,6 +19,7 @@ from pynamodb.constants import ALL_OLD
 from pynamodb.exceptions import CancellationReason, PutError, PynamoDBException, TransactWriteError
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
+from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.errors import Conflict, Forbidden, NotFound, PreconditionFailed
@@ -122,7 +123,7 @@ def _cancellation_codes(exc: TransactWriteError) -> list[str]:
 
 
 Pending = TypeVar("Pending", list[dict[str, Any]], dict[str, Any])
-AnyModel = TypeVar("AnyModel", UserRecord, Contact, ContactEmail, Note, RateLimitRecord)
+AnyModel = TypeVar("AnyModel", bound=Model)
 
 
 def _get_or_none(model: type[AnyModel], hash_key: str, range_key: str | None = None) -> AnyModel | None:
@@ -132,6 +133,9 @@ def _get_or_none(model: type[AnyModel], hash_key: str, range_key: str | None = N
             return model.get(hash_key, range_key, consistent_read=True)
         except model.DoesNotExist:
             return None
+
+
+get_or_none = _get_or_none  # for the capabilities' own storage modules
 
 
 # ---- users ---------------------------------------------------------------------------

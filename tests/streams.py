@@ -9,6 +9,7 @@ from typing import Any
 from chalicelib.models import Contact, Note
 
 STREAM_ARN = "arn:aws:dynamodb:us-east-1:123456789012:table/contact-notes-notes/stream/2026-01-01T00:00:00.000"
+AUDIT_STREAM_ARN = "arn:aws:dynamodb:us-east-1:123456789012:table/contact-notes-audit/stream/2026-01-01T00:00:00.000"
 CONTACTS_STREAM_ARN = (
     "arn:aws:dynamodb:us-east-1:123456789012:table/contact-notes-contacts/stream/2026-01-01T00:00:00.000"
 )
@@ -42,6 +43,33 @@ def record(event_name: str, new: Note | Contact | None = None, old: Note | Conta
         "awsRegion": "us-east-1",
         "dynamodb": change,
         "eventSourceARN": arn,
+    }
+
+
+def audit_record(change_event: dict[str, Any], event_name: str = "INSERT") -> dict[str, Any]:
+    """One record of the audit table's stream (NEW_IMAGE) carrying a change event, its image the
+    item the change-event consumer writes (chalicelib.events.audit.entry_of)."""
+    from chalicelib.events.audit import entry_of
+
+    sequence = f"{next(_sequence):021d}"
+    keys = {"workspace_id": {"S": change_event["workspace_id"]}, "event_id": {"S": change_event["id"]}}
+    change: dict[str, Any] = {
+        "ApproximateCreationDateTime": int(time.time()),
+        "Keys": keys,
+        "SequenceNumber": sequence,
+        "SizeBytes": 512,
+        "StreamViewType": "NEW_IMAGE",
+    }
+    if event_name != "REMOVE":
+        change["NewImage"] = entry_of(change_event, retention_days=365).serialize()
+    return {
+        "eventID": sequence,
+        "eventName": event_name,
+        "eventVersion": "1.1",
+        "eventSource": "aws:dynamodb",
+        "awsRegion": "us-east-1",
+        "dynamodb": change,
+        "eventSourceARN": AUDIT_STREAM_ARN,
     }
 
 

@@ -26,15 +26,14 @@ import jwt
 import pytest
 from chalice.test import Client
 
-from chalicelib.events import audit
 from chalicelib.live import connections
 from chalicelib.live.fanout import MAX_MESSAGE_BYTES, management_client
 from chalicelib.models import LiveConnection
 from devtools.live_gateway import new_connection_id, websocket_event
 from tests.conftest import TEST_SECRET, CallCounter, answering, dynamodb_error
+from tests.streams import audit_record
 from tests.workspaces import acting_in, add, new_workspace
 
-AUDIT_STREAM_ARN = "arn:aws:dynamodb:us-east-1:123456789012:table/contact-notes-audit/stream/2026-01-01T00:00:00.000"
 MANAGEMENT = "https://abc123.execute-api.us-east-1.amazonaws.com/api"
 _sequence = itertools.count(1)
 
@@ -88,31 +87,6 @@ def audit_event(workspace_id: str, actor_id: str, **extra: Any) -> dict[str, Any
         "changes": {"company": ["Acme", "Globex"]},
         "data": {"id": "01JCONTACT", "first_name": "Ada", "company": "Globex"},
         **extra,
-    }
-
-
-def audit_record(event: dict[str, Any], name: str = "INSERT") -> dict[str, Any]:
-    """One record of the audit table's stream (NEW_IMAGE) as Lambda delivers it."""
-    sequence = f"{next(_sequence):021d}"
-    keys = {"workspace_id": {"S": event["workspace_id"]}, "event_id": {"S": event["id"]}}
-    change: dict[str, Any] = {
-        "ApproximateCreationDateTime": int(time.time()),
-        "Keys": keys,
-        "SequenceNumber": sequence,
-        "SizeBytes": 512,
-        "StreamViewType": "NEW_IMAGE",
-    }
-    if name != "REMOVE":
-        entry = audit.entry_of(event, retention_days=365)
-        change["NewImage"] = entry.serialize()
-    return {
-        "eventID": sequence,
-        "eventName": name,
-        "eventVersion": "1.1",
-        "eventSource": "aws:dynamodb",
-        "awsRegion": "us-east-1",
-        "dynamodb": change,
-        "eventSourceARN": AUDIT_STREAM_ARN,
     }
 
 

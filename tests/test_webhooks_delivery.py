@@ -13,8 +13,8 @@ from standardwebhooks import Webhook
 
 from chalicelib.models import WebhookDelivery
 from tests.conftest import Api, SocketGuard, problem
+from tests.streams import audit_record
 from tests.webhooks import (
-    audit_record,
     drain,
     fan_out,
     make_event,

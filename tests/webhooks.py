@@ -5,8 +5,6 @@ events (as Lambda delivers them), and the delivery queue drained through the Lam
 from __future__ import annotations
 
 import hashlib
-import itertools
-import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -22,9 +20,7 @@ from chalicelib import runtime
 from chalicelib.ids import new_id
 from chalicelib.webhooks import queue
 
-AUDIT_STREAM_ARN = "arn:aws:dynamodb:us-east-1:123456789012:table/contact-notes-audit/stream/2026-01-01T00:00:00.000"
 QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:contact-notes-webhook-deliveries"
-_sequence = itertools.count(1)
 
 
 # ---- a receiver -----------------------------------------------------------------------------
@@ -125,30 +121,6 @@ def make_event(workspace_id: str, actor_id: str, event_type: str = "contact.crea
     }
     event.update(extra)
     return event
-
-
-def audit_record(event: dict[str, Any], event_name: str = "INSERT") -> dict[str, Any]:
-    """The audit table's stream record of an event (NEW_IMAGE), as Lambda delivers it."""
-    sequence = f"{next(_sequence):021d}"
-    keys = {"workspace_id": {"S": event["workspace_id"]}, "event_id": {"S": event["id"]}}
-    change: dict[str, Any] = {
-        "ApproximateCreationDateTime": int(time.time()),
-        "Keys": keys,
-        "SequenceNumber": sequence,
-        "SizeBytes": 512,
-        "StreamViewType": "NEW_IMAGE",
-    }
-    if event_name != "REMOVE":
-        change["NewImage"] = {**keys, "event": {"S": json.dumps(event, separators=(",", ":"))}}
-    return {
-        "eventID": sequence,
-        "eventName": event_name,
-        "eventVersion": "1.1",
-        "eventSource": "aws:dynamodb",
-        "awsRegion": "us-east-1",
-        "dynamodb": change,
-        "eventSourceARN": AUDIT_STREAM_ARN,
-    }
 
 
 def fan_out(client: Client, *records: dict[str, Any]) -> dict[str, Any]:

@@ -29,16 +29,13 @@ from pynamodb.expressions.condition import Condition
 from chalicelib import observability
 from chalicelib.events import derive
 from chalicelib.models import AuditEntry, DeletionMark
-from chalicelib.store import condition_failed, dynamodb_errors
+from chalicelib.store import condition_failed, dynamodb_errors, get_or_none
 
 logger = logging.getLogger("contact_notes.audit")
 
 
 def _mark(workspace_id: str, kind: str, item_id: str) -> DeletionMark | None:
-    try:
-        return DeletionMark.get(workspace_id, f"{kind}#{item_id}", consistent_read=True)
-    except DeletionMark.DoesNotExist:
-        return None
+    return get_or_none(DeletionMark, workspace_id, f"{kind}#{item_id}")
 
 
 def record(stream_record: DynamoDBRecord, retention_days: int) -> dict[str, Any] | None:

@@ -13,8 +13,9 @@ from datetime import UTC, datetime
 
 from pynamodb.transactions import TransactWrite
 
+from chalicelib.ids import utc_now
 from chalicelib.models import LiveConnection
-from chalicelib.store import dynamodb_errors, transact
+from chalicelib.store import dynamodb_errors, get_or_none, transact
 
 WORKSPACE_PREFIX = "W#"
 CONNECTION_PREFIX = "C#"
@@ -44,7 +45,7 @@ def _pointer(connection_id: str) -> tuple[str, str]:
 def register(connection_id: str, workspace_id: str, user_id: str, role: str, expires_at: int) -> None:
     """Store a new connection (one TransactWriteItems)."""
     expires = datetime.fromtimestamp(expires_at, UTC)
-    now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    now = utc_now()
     entry = LiveConnection(
         *_entry(workspace_id, connection_id),
         workspace_id=workspace_id,
@@ -68,11 +69,9 @@ def register(connection_id: str, workspace_id: str, user_id: str, role: str, exp
 def forget(connection_id: str) -> bool:
     """Delete a connection found by its id alone ($disconnect): one GetItem, then one
     TransactWriteItems; False when it was not stored (refused, or already cleaned up)."""
-    with dynamodb_errors():
-        try:
-            pointer = LiveConnection.get(*_pointer(connection_id), consistent_read=True)
-        except LiveConnection.DoesNotExist:
-            return False
+    pointer = get_or_none(LiveConnection, *_pointer(connection_id))
+    if pointer is None:
+        return False
     drop(pointer.workspace_id, connection_id)
     return True
 

@@ -13,7 +13,7 @@ from pynamodb.transactions import TransactWrite
 from chalicelib.errors import Conflict, NotFound
 from chalicelib.ids import new_id
 from chalicelib.models import WebhookDelivery, WebhookEndpoint
-from chalicelib.store import condition_failed, dynamodb_errors, transact
+from chalicelib.store import condition_failed, dynamodb_errors, get_or_none, transact
 
 # The item holding a workspace's count of endpoints: sorts before every ULID, which begins with 0-7.
 COUNTER_ID = "#count"
@@ -43,11 +43,7 @@ def create_endpoint(endpoint: WebhookEndpoint) -> None:
 
 
 def get_endpoint(workspace_id: str, webhook_id: str) -> WebhookEndpoint | None:
-    with dynamodb_errors():
-        try:
-            return WebhookEndpoint.get(workspace_id, webhook_id, consistent_read=True)
-        except WebhookEndpoint.DoesNotExist:
-            return None
+    return get_or_none(WebhookEndpoint, workspace_id, webhook_id)
 
 
 def list_endpoints(workspace_id: str, limit: int, after_id: str | None) -> list[WebhookEndpoint]:
@@ -158,11 +154,7 @@ def put_delivery(delivery: WebhookDelivery) -> bool:
 
 
 def get_delivery(workspace_id: str, webhook_id: str, event_id: str) -> WebhookDelivery | None:
-    with dynamodb_errors():
-        try:
-            return WebhookDelivery.get(delivery_key(workspace_id, webhook_id), event_id, consistent_read=True)
-        except WebhookDelivery.DoesNotExist:
-            return None
+    return get_or_none(WebhookDelivery, delivery_key(workspace_id, webhook_id), event_id)
 
 
 def list_deliveries(workspace_id: str, webhook_id: str, limit: int, after_id: str | None) -> list[WebhookDelivery]:
